@@ -1,0 +1,97 @@
+//! `tmpshm demo`: the seed's example, done for real across two processes.
+
+use std::os::fd::AsFd;
+use std::os::unix::fs::MetadataExt;
+use std::process::Command;
+
+use tmpshm::{Access, Mapping, OFlag, ShmDir};
+
+use crate::CliError;
+
+const SIZE: usize = 4096;
+
+fn err(e: impl std::fmt::Display) -> CliError {
+    e.to_string().into()
+}
+
+pub fn run(shm: &ShmDir, name: &str) -> Result<(), CliError> {
+    let fd = shm.open(name, OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_RDWR, 0o600)?;
+    let path = shm.data_path(name)?;
+    println!(
+        "shm_open({name:?}, O_CREAT|O_EXCL|O_RDWR, 0600) = fd {}",
+        fd_num(&fd)
+    );
+    nix::unistd::ftruncate(&fd, SIZE as i64).map_err(|e| err(format!("ftruncate: {e}")))?;
+    println!("ftruncate(fd, {SIZE}) = 0");
+    let map = Mapping::new(&fd, SIZE, Access::ReadWrite)?;
+    println!(
+        "mmap(NULL, {SIZE}, PROT_READ|PROT_WRITE, MAP_SHARED, fd, 0) = {:p}",
+        map.as_ptr()
+    );
+    let msg = format!("hello from pid {}", std::process::id());
+    map.write_at(0, msg.as_bytes())?;
+    println!("wrote {msg:?}");
+
+    let meta =
+        std::fs::symlink_metadata(&path).map_err(|e| err(format!("{}: {e}", path.display())))?;
+    println!(
+        "the object is a plain file: {} (mode {:04o}, uid {}, {} bytes, {} link)",
+        path.display(),
+        meta.mode() & 0o7777,
+        meta.uid(),
+        meta.len(),
+        meta.nlink()
+    );
+    let maps = std::fs::read_to_string("/proc/self/maps")
+        .map_err(|e| err(format!("/proc/self/maps: {e}")))?;
+    for line in maps
+        .lines()
+        .filter(|l| l.ends_with(&*path.to_string_lossy()))
+    {
+        println!("mapped here as a file mapping: {line}");
+    }
+
+    let exe = std::env::current_exe().map_err(|e| err(format!("current_exe: {e}")))?;
+    let out = Command::new(exe)
+        .arg("--dir")
+        .arg(shm.dir())
+        .arg("demo-read")
+        .arg(name)
+        .output()
+        .map_err(|e| err(format!("spawning the reader: {e}")))?;
+    print!("{}", String::from_utf8_lossy(&out.stdout));
+    if !out.status.success() {
+        let _ = shm.unlink(name);
+        return Err(err(format!(
+            "the reader failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    shm.unlink(name)?;
+    println!(
+        "shm_unlink({name:?}) = 0; {} exists: {}",
+        path.display(),
+        path.exists()
+    );
+    drop(map);
+    Ok(())
+}
+
+pub fn read(shm: &ShmDir, name: &str) -> Result<(), CliError> {
+    let fd = shm.open(name, OFlag::O_RDONLY, 0)?;
+    let map = Mapping::new(&fd, SIZE, Access::ReadOnly)?;
+    let mut buf = [0u8; SIZE];
+    map.read_at(0, &mut buf)?;
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(SIZE);
+    println!(
+        "second process (pid {}) read {:?}",
+        std::process::id(),
+        String::from_utf8_lossy(&buf[..end])
+    );
+    Ok(())
+}
+
+fn fd_num(fd: &impl AsFd) -> i32 {
+    use std::os::fd::AsRawFd;
+    fd.as_fd().as_raw_fd()
+}

@@ -1,0 +1,189 @@
+//! A shared mapping whose length is checked against the object's size.
+//!
+//! Touching a page of a `MAP_SHARED` mapping beyond the end of the file raises `SIGBUS`.
+//! The classic way to get there: an opener maps an object before its creator has run
+//! `ftruncate`, so the object is still 0 bytes long. [`Mapping::new`] checks the size with
+//! `fstat` first and answers with an error instead.
+//!
+//! The remaining hazard: another process may shrink the object after the check; pages past the
+//! new end then raise `SIGBUS` when touched. Only processes that share the object can do that,
+//! so agree not to.
+
+use std::os::fd::AsFd;
+use std::path::Path;
+use std::ptr::NonNull;
+
+use nix::errno::Errno;
+use nix::sys::mman::{mmap, munmap, MapFlags, ProtFlags};
+use nix::sys::stat::fstat;
+
+use crate::error::{Error, Op, Result};
+
+/// Whether a mapping may be written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// `PROT_READ`.
+    ReadOnly,
+    /// `PROT_READ | PROT_WRITE` (the fd must be open `O_RDWR`).
+    ReadWrite,
+}
+
+/// A `MAP_SHARED` mapping of the first `len` bytes of an object.
+///
+/// Reads and writes go through [`Mapping::read_at`] and [`Mapping::write_at`], which copy and
+/// never hand out references into memory that another process may change at any moment.
+/// Unmapped on drop.
+///
+/// # Example
+/// ```
+/// use tmpshm::{Access, Mapping, OFlag, ShmDir};
+/// let dir = tempfile::tempdir()?;
+/// let shm = ShmDir::new(dir.path());
+/// let fd = shm.open("/doc-map", OFlag::O_CREAT | OFlag::O_RDWR, 0o600)?;
+/// // Still 0 bytes long: a clear error rather than SIGBUS.
+/// assert_eq!(Mapping::new(&fd, 4096, Access::ReadWrite).unwrap_err().raw_os_error(), Some(libc::EINVAL));
+/// nix::unistd::ftruncate(&fd, 4096)?;
+/// let map = Mapping::new(&fd, 4096, Access::ReadWrite)?;
+/// map.write_at(0, b"hello")?;
+/// let mut back = [0u8; 5];
+/// map.read_at(0, &mut back)?;
+/// assert_eq!(&back, b"hello");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// memmap2 works on the same fd, for code that wants slices (and takes on their `unsafe`):
+/// ```
+/// use tmpshm::{OFlag, ShmDir};
+/// let dir = tempfile::tempdir()?;
+/// let fd = ShmDir::new(dir.path()).open("/doc-memmap2", OFlag::O_CREAT | OFlag::O_RDWR, 0o600)?;
+/// nix::unistd::ftruncate(&fd, 4096)?;
+/// // SAFETY: no other process shares this fresh object, so nobody truncates or writes it.
+/// let mut m = unsafe { memmap2::MmapMut::map_mut(&fd)? };
+/// m[..2].copy_from_slice(b"hi");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug)]
+pub struct Mapping {
+    ptr: NonNull<u8>,
+    len: usize,
+    access: Access,
+}
+
+// SAFETY: the mapping is plain shared memory; every access copies through raw pointers, so
+// sharing the handle between threads adds nothing that sharing it between processes does not.
+unsafe impl Send for Mapping {}
+// SAFETY: as above; `&Mapping` only allows copying reads and writes.
+unsafe impl Sync for Mapping {}
+
+impl Mapping {
+    /// `mmap(2)` the first `len` bytes of `fd`, shared.
+    ///
+    /// # Errors
+    /// - `EINVAL`: `len` is 0, or the object is shorter than `len` (in particular still 0 bytes
+    ///   long because its creator has not run `ftruncate` yet); mapping would risk `SIGBUS`.
+    /// - `EACCES`: `Access::ReadWrite` on an fd opened `O_RDONLY`.
+    /// - `ENOMEM`, `ENODEV`: as `mmap(2)`.
+    ///
+    /// # Example
+    /// See [`Mapping`].
+    pub fn new(fd: impl AsFd, len: usize, access: Access) -> Result<Mapping> {
+        let fd = fd.as_fd();
+        let here = Path::new("<fd>");
+        let st = fstat(fd).map_err(|e| Error::new(e, Op::Map, here))?;
+        let size = u64::try_from(st.st_size).unwrap_or(0);
+        let Some(nz) = std::num::NonZeroUsize::new(len) else {
+            return Err(Error::new(Errno::EINVAL, Op::Map, here)
+                .because("a mapping of 0 bytes; give the length to map"));
+        };
+        if (len as u64) > size {
+            return Err(Error::new(Errno::EINVAL, Op::Map, here).because(format!(
+                "the object is {size} bytes long, shorter than the {len} bytes asked for (has its creator run ftruncate?); touching the rest would raise SIGBUS"
+            )));
+        }
+        let prot = match access {
+            Access::ReadOnly => ProtFlags::PROT_READ,
+            Access::ReadWrite => ProtFlags::PROT_READ | ProtFlags::PROT_WRITE,
+        };
+        // SAFETY: a fresh mapping (no address hint) of a file we checked is long enough; it
+        // aliases no Rust object, and the pointer is only used through the copies below.
+        let ptr = unsafe { mmap(None, nz, prot, MapFlags::MAP_SHARED, fd, 0) }
+            .map_err(|e| Error::new(e, Op::Map, here))?;
+        Ok(Mapping {
+            ptr: ptr.cast(),
+            len,
+            access,
+        })
+    }
+
+    /// The mapped length.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Always false: a mapping has at least one byte.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The start of the mapping, for code that manages its own synchronisation.
+    pub fn as_ptr(&self) -> *mut u8 {
+        self.ptr.as_ptr()
+    }
+
+    fn range(&self, offset: usize, n: usize) -> Result<()> {
+        match offset.checked_add(n) {
+            Some(end) if end <= self.len => Ok(()),
+            _ => Err(
+                Error::new(Errno::EINVAL, Op::Map, "<mapping>").because(format!(
+                    "bytes {offset}..{} are outside the {}-byte mapping",
+                    offset.saturating_add(n),
+                    self.len
+                )),
+            ),
+        }
+    }
+
+    /// Copy `buf.len()` bytes out of the mapping, from `offset`.
+    ///
+    /// # Errors
+    /// `EINVAL`: the range is outside the mapping.
+    pub fn read_at(&self, offset: usize, buf: &mut [u8]) -> Result<()> {
+        self.range(offset, buf.len())?;
+        // SAFETY: the range is inside the live mapping (checked above); `buf` is ours and cannot
+        // overlap a mapping we created.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                self.ptr.as_ptr().add(offset),
+                buf.as_mut_ptr(),
+                buf.len(),
+            )
+        };
+        Ok(())
+    }
+
+    /// Copy `data` into the mapping at `offset`.
+    ///
+    /// # Errors
+    /// - `EINVAL`: the range is outside the mapping.
+    /// - `EACCES`: the mapping is read-only.
+    pub fn write_at(&self, offset: usize, data: &[u8]) -> Result<()> {
+        if self.access != Access::ReadWrite {
+            return Err(
+                Error::new(Errno::EACCES, Op::Map, "<mapping>").because("the mapping is read-only")
+            );
+        }
+        self.range(offset, data.len())?;
+        // SAFETY: the range is inside the live, writable mapping (checked above).
+        unsafe {
+            std::ptr::copy_nonoverlapping(data.as_ptr(), self.ptr.as_ptr().add(offset), data.len())
+        };
+        Ok(())
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        // SAFETY: we made this mapping with this length, and no reference into it outlives us.
+        let _ = unsafe { munmap(self.ptr.cast(), self.len) };
+    }
+}

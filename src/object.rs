@@ -1,0 +1,212 @@
+//! Open, check and unlink the data file: the object layer of illumos's `pos4obj`.
+//!
+//! Every open adds `O_NOFOLLOW|O_CLOEXEC|O_NOCTTY` and is followed by one `fstat` that
+//! must show a regular file, owned by us (unless cross-user sharing is allowed), with at most
+//! one link. `O_TRUNC` is never passed to `open(2)`: it would truncate before the check, so the
+//! file is truncated with `ftruncate` only once it has passed.
+
+use std::ffi::CStr;
+use std::os::fd::{AsFd, OwnedFd};
+
+use nix::errno::Errno;
+use nix::fcntl::{fcntl, open, FcntlArg, OFlag};
+use nix::sys::stat::{fstat, Mode, SFlag};
+use nix::unistd::{ftruncate, unlink, Uid};
+
+use crate::error::{Error, Op, Result};
+use crate::name::as_path;
+use crate::trace::{Step, Tracer};
+
+/// The caller's request, already validated.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Request {
+    /// `O_RDONLY` or `O_RDWR`.
+    pub(crate) access: OFlag,
+    pub(crate) truncate: bool,
+}
+
+pub(crate) struct Checks<'a> {
+    pub(crate) euid: Uid,
+    pub(crate) cross_user: bool,
+    pub(crate) tracer: Option<&'a Tracer>,
+}
+
+impl Checks<'_> {
+    fn emit(&self, step: Step<'_>) {
+        if let Some(t) = self.tracer {
+            t(&step);
+        }
+    }
+}
+
+fn flag_names(flags: OFlag) -> String {
+    let mut out = String::from(if flags.contains(OFlag::O_RDWR) {
+        "O_RDWR"
+    } else {
+        "O_RDONLY"
+    });
+    for (f, n) in [
+        (OFlag::O_CREAT, "O_CREAT"),
+        (OFlag::O_EXCL, "O_EXCL"),
+        (OFlag::O_NOFOLLOW, "O_NOFOLLOW"),
+        (OFlag::O_CLOEXEC, "O_CLOEXEC"),
+        (OFlag::O_NOCTTY, "O_NOCTTY"),
+        (OFlag::O_NONBLOCK, "O_NONBLOCK"),
+    ] {
+        if flags.contains(f) {
+            out.push('|');
+            out.push_str(n);
+        }
+    }
+    out
+}
+
+fn open_retrying(
+    path: &CStr,
+    flags: OFlag,
+    mode: Mode,
+    checks: &Checks<'_>,
+) -> nix::Result<OwnedFd> {
+    if checks.tracer.is_some() {
+        checks.emit(Step::Open {
+            path: as_path(path),
+            flags: &flag_names(flags),
+        });
+    }
+    loop {
+        match open(path, flags, mode) {
+            Err(Errno::EINTR) => continue,
+            other => return other,
+        }
+    }
+}
+
+/// Turn an `open(2)` failure on the data path into our error, naming what was found there.
+fn open_error(e: Errno, path: &CStr) -> Error {
+    match e {
+        Errno::ELOOP => Error::new(e, Op::Open, as_path(path))
+            .because("a symbolic link is at the data path; not following it"),
+        // EISDIR: a directory opened for writing. ENXIO: a socket, or a FIFO with no reader.
+        Errno::EISDIR | Errno::ENXIO => {
+            Error::new(Errno::EINVAL, Op::Open, as_path(path)).because("not a regular file")
+        }
+        _ => Error::new(e, Op::Open, as_path(path)),
+    }
+}
+
+/// `fstat` the opened file and refuse anything but a single-link regular file of ours.
+fn check(fd: &OwnedFd, path: &CStr, checks: &Checks<'_>) -> Result<()> {
+    let st = fstat(fd.as_fd()).map_err(|e| Error::new(e, Op::Check, as_path(path)))?;
+    let fail = |errno, why: String| Err(Error::new(errno, Op::Check, as_path(path)).because(why));
+    let kind = SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits());
+    if kind != SFlag::S_IFREG {
+        let what = match kind {
+            SFlag::S_IFDIR => "a directory",
+            SFlag::S_IFIFO => "a FIFO",
+            SFlag::S_IFSOCK => "a socket",
+            SFlag::S_IFCHR => "a character device",
+            SFlag::S_IFBLK => "a block device",
+            _ => "not a regular file",
+        };
+        return fail(
+            Errno::EINVAL,
+            format!("{what} is at the data path, not a regular file"),
+        );
+    }
+    if st.st_uid != checks.euid.as_raw() && !checks.cross_user {
+        return fail(
+            Errno::EPERM,
+            format!(
+                "owned by uid {}, not by us (uid {}); allow cross-user sharing to open it",
+                st.st_uid,
+                checks.euid.as_raw()
+            ),
+        );
+    }
+    // 0 links: unlinked since our open, which is an open followed by an unlink. Fine.
+    if st.st_nlink > 1 {
+        return fail(
+            Errno::EPERM,
+            format!(
+                "the file has {} hard links; refusing to use it",
+                st.st_nlink
+            ),
+        );
+    }
+    checks.emit(Step::Checked {
+        path: as_path(path),
+        uid: st.st_uid,
+        mode: st.st_mode & 0o7777,
+        nlink: st.st_nlink as u64,
+        size: st.st_size,
+    });
+    Ok(())
+}
+
+/// Open an existing data file (no `O_CREAT`), check it, and truncate if asked.
+pub(crate) fn open_existing(path: &CStr, req: Request, checks: &Checks<'_>) -> Result<OwnedFd> {
+    // A FIFO opened O_RDONLY would block until a writer comes: O_NONBLOCK prevents that, and
+    // is cleared again below. O_RDWR opens of a FIFO never block on Linux, so the common
+    // read-write open pays for no extra fcntl.
+    let nonblock = req.access == OFlag::O_RDONLY;
+    let mut flags = req.access | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_NOCTTY;
+    if nonblock {
+        flags |= OFlag::O_NONBLOCK;
+    }
+    let fd = open_retrying(path, flags, Mode::empty(), checks).map_err(|e| open_error(e, path))?;
+    check(&fd, path, checks)?;
+    if nonblock {
+        fcntl(fd.as_fd(), FcntlArg::F_SETFL(OFlag::empty()))
+            .map_err(|e| Error::new(e, Op::Open, as_path(path)))?;
+    }
+    if req.truncate {
+        truncate(&fd, path, 0, checks)?;
+    }
+    Ok(fd)
+}
+
+/// Create the data file; `EEXIST` if anything at all is at the path (links included).
+pub(crate) fn create_new(
+    path: &CStr,
+    req: Request,
+    mode: Mode,
+    checks: &Checks<'_>,
+) -> Result<OwnedFd> {
+    let flags = req.access
+        | OFlag::O_CREAT
+        | OFlag::O_EXCL
+        | OFlag::O_NOFOLLOW
+        | OFlag::O_CLOEXEC
+        | OFlag::O_NOCTTY;
+    // O_EXCL made a new, empty, single-link regular file of ours: nothing to check or truncate.
+    open_retrying(path, flags, mode, checks).map_err(|e| open_error(e, path))
+}
+
+/// `ftruncate` a checked data file.
+pub(crate) fn truncate(fd: &OwnedFd, path: &CStr, len: u64, checks: &Checks<'_>) -> Result<()> {
+    checks.emit(Step::Truncate {
+        path: as_path(path),
+        len,
+    });
+    let len = i64::try_from(len).map_err(|_| {
+        Error::new(Errno::EFBIG, Op::Truncate, as_path(path)).because("size exceeds off_t")
+    })?;
+    ftruncate(fd.as_fd(), len).map_err(|e| Error::new(e, Op::Truncate, as_path(path)))
+}
+
+/// Remove the data file.
+pub(crate) fn remove(path: &CStr, tracer: Option<&Tracer>) -> Result<()> {
+    if let Some(t) = tracer {
+        t(&Step::Unlink {
+            path: as_path(path),
+        });
+    }
+    unlink(path).map_err(|e| match e {
+        // The sticky bit refuses another user's file with EPERM; POSIX (and glibc) say EACCES.
+        Errno::EPERM => Error::new(Errno::EACCES, Op::Unlink, as_path(path))
+            .because("the object belongs to another user"),
+        Errno::EISDIR => Error::new(Errno::EINVAL, Op::Unlink, as_path(path))
+            .because("a directory is at the data path, not an object"),
+        _ => Error::new(e, Op::Unlink, as_path(path)),
+    })
+}
