@@ -178,16 +178,16 @@ pub(crate) fn acquire<'a>(
 
 impl Drop for LockGuard<'_> {
     fn drop(&mut self) {
-        // Unlink while still holding the flock, so a waiter that wakes up sees st_nlink == 0.
-        // A failure (someone else's lock file in a sticky directory) leaves a file that the
-        // next locker simply reuses; there is nothing better to do with it here.
-        let _ = unlink(self.path);
-        drop(self.file.take());
         emit(
             self.tracer,
             Step::LockReleased {
                 path: as_path(self.path),
             },
         );
+        // Unlink while still holding the flock, so a waiter that wakes up sees st_nlink == 0.
+        // A failure (someone else's lock file in a sticky directory) leaves a file that the
+        // next locker simply reuses; there is nothing better to do with it here.
+        let _ = unlink(self.path);
+        drop(self.file.take());
     }
 }

@@ -43,7 +43,7 @@ pub enum Step<'a> {
         /// The lock file.
         path: &'a Path,
     },
-    /// The lock file was unlinked and closed.
+    /// Releasing the lock: the lock file is unlinked and closed right after this step.
     LockReleased {
         /// The lock file.
         path: &'a Path,
