@@ -1,0 +1,240 @@
+//! The creation lock with real processes: a live holder is waited for in the kernel, a dead
+//! or absent holder never blocks, threads exclude each other, signals do not break a wait.
+
+mod common;
+
+use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::*;
+use nix::sys::signal::{kill, Signal};
+use tmpshm::{OFlag, ShmDir, Step};
+
+const RW: OFlag = OFlag::O_RDWR;
+const CREAT: OFlag = OFlag::O_CREAT;
+const EXCL: OFlag = OFlag::O_EXCL;
+
+/// A ShmDir whose process, once it holds the lock, says so on `ready` and then either sleeps
+/// for `hold` or kills itself with SIGKILL (`hold == None`).
+fn holding(dir: &std::path::Path, ready: &Ready, hold: Option<Duration>) -> ShmDir {
+    let w = nix::unistd::dup(ready_write_end(ready)).unwrap();
+    ShmDir::new(dir).trace(move |step| {
+        if let Step::LockAcquired { .. } = step {
+            nix::unistd::write(&w, b"!").unwrap();
+            match hold {
+                Some(d) => std::thread::sleep(d),
+                None => {
+                    let _ = kill(nix::unistd::getpid(), Signal::SIGKILL);
+                }
+            }
+        }
+    })
+}
+
+fn ready_write_end(r: &Ready) -> std::os::fd::BorrowedFd<'_> {
+    r.write_fd()
+}
+
+/// What the process `pid` is blocked in, from /proc/PID/syscall (the syscall number first).
+fn blocked_in(pid: nix::unistd::Pid) -> Option<i64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/syscall")).ok()?;
+    s.split_whitespace().next()?.parse().ok()
+}
+
+#[test]
+fn a_live_holder_is_waited_for_in_the_kernel() {
+    let d = tempfile::tempdir().unwrap();
+    let ready = Ready::new();
+    let holder_dir = holding(d.path(), &ready, Some(Duration::from_millis(1500)));
+    let holder = in_child(move || {
+        holder_dir
+            .open("/held", CREAT | EXCL | RW, 0o600)
+            .map_or(1, |_| 0)
+    });
+    ready.wait(Duration::from_secs(30));
+    let shm = ShmDir::new(d.path());
+    let waiter = in_child(move || match shm.open("/held", CREAT | EXCL | RW, 0o600) {
+        // The holder created it while we waited: exclusive creation correctly fails.
+        Err(e) if e.raw_os_error() == Some(libc::EEXIST) => 0,
+        _ => 1,
+    });
+    // While the holder sleeps, the waiter must be asleep in flock(2), not polling.
+    let mut seen_flock = false;
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_millis(1200) {
+        if blocked_in(waiter) == Some(libc::SYS_flock) {
+            seen_flock = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(seen_flock, "the waiter was never seen blocked in flock(2)");
+    assert_eq!(wait_exit(holder, Duration::from_secs(30)), 0);
+    assert_eq!(wait_exit(waiter, Duration::from_secs(30)), 0);
+    assert!(lock_files(d.path()).is_empty(), "{:?}", entries(d.path()));
+}
+
+#[test]
+fn a_sigkilled_holder_never_blocks_the_next_caller() {
+    let d = tempfile::tempdir().unwrap();
+    for round in 0..5 {
+        let name = format!("/killed{round}");
+        let ready = Ready::new();
+        let dying = holding(d.path(), &ready, None);
+        let n2 = name.clone();
+        let holder = in_child(move || dying.open(n2.as_str(), CREAT | RW, 0o600).map_or(1, |_| 0));
+        ready.wait(Duration::from_secs(30));
+        assert_eq!(
+            wait_exit(holder, Duration::from_secs(30)),
+            128 + libc::SIGKILL
+        );
+        // The dead holder left its lock file behind (illumos would now wait 64 s and fail).
+        assert_eq!(lock_files(d.path()), vec![format!(".SHML{}", &name[1..])]);
+        let shm = ShmDir::new(d.path());
+        let t = Instant::now();
+        let fd = shm.open(name.as_str(), CREAT | EXCL | RW, 0o600).unwrap();
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "took {:?}",
+            t.elapsed()
+        );
+        drop(fd);
+        assert!(
+            lock_files(d.path()).is_empty(),
+            "the leftover was cleaned up"
+        );
+        shm.unlink(name.as_str()).unwrap();
+    }
+}
+
+#[test]
+fn a_lock_file_with_no_holder_is_simply_taken() {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::write(d.path().join(".SHMLleft"), b"").unwrap();
+    let shm = ShmDir::new(d.path());
+    let t = Instant::now();
+    drop(shm.open("/left", CREAT | EXCL | RW, 0o600).unwrap());
+    assert!(t.elapsed() < Duration::from_secs(5));
+    assert!(lock_files(d.path()).is_empty());
+}
+
+#[test]
+fn threads_of_one_process_exclude_each_other() {
+    let d = tempfile::tempdir().unwrap();
+    let inside = Arc::new(AtomicI32::new(0));
+    let max_inside = Arc::new(AtomicI32::new(0));
+    let acquisitions = Arc::new(AtomicUsize::new(0));
+    let (i2, m2, a2) = (inside.clone(), max_inside.clone(), acquisitions.clone());
+    let shm = ShmDir::new(d.path()).trace(move |step| match step {
+        Step::LockAcquired { .. } => {
+            let now = i2.fetch_add(1, Ordering::SeqCst) + 1;
+            m2.fetch_max(now, Ordering::SeqCst);
+            a2.fetch_add(1, Ordering::SeqCst);
+            // Stay inside a little, so overlaps would show.
+            std::thread::yield_now();
+        }
+        Step::LockReleased { .. } => {
+            i2.fetch_sub(1, Ordering::SeqCst);
+        }
+        _ => {}
+    });
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            let shm = shm.clone();
+            std::thread::spawn(move || {
+                for _ in 0..200 {
+                    match shm.open("/threads", CREAT | EXCL | RW, 0o600) {
+                        Ok(_) => {
+                            let _ = shm.unlink("/threads");
+                        }
+                        Err(e) => assert_eq!(e.raw_os_error(), Some(libc::EEXIST), "{e}"),
+                    }
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    assert_eq!(
+        max_inside.load(Ordering::SeqCst),
+        1,
+        "two threads held the lock at once"
+    );
+    assert_eq!(acquisitions.load(Ordering::SeqCst), 800);
+    assert!(lock_files(d.path()).is_empty());
+}
+
+static SIGNALS: AtomicUsize = AtomicUsize::new(0);
+
+extern "C" fn count_signal(_: libc::c_int) {
+    SIGNALS.fetch_add(1, Ordering::SeqCst);
+}
+
+#[test]
+fn signals_during_a_lock_wait_are_retried_not_reported() {
+    let d = tempfile::tempdir().unwrap();
+    let ready = Ready::new();
+    let holder_dir = holding(d.path(), &ready, Some(Duration::from_millis(800)));
+    let holder = in_child(move || holder_dir.open("/sig", CREAT | RW, 0o600).map_or(1, |_| 0));
+    ready.wait(Duration::from_secs(30));
+    let shm = ShmDir::new(d.path());
+    let waiter = in_child(move || {
+        // A handler without SA_RESTART: every signal makes flock(2) return EINTR.
+        let act = nix::sys::signal::SigAction::new(
+            nix::sys::signal::SigHandler::Handler(count_signal),
+            nix::sys::signal::SaFlags::empty(),
+            nix::sys::signal::SigSet::empty(),
+        );
+        // SAFETY: the handler only increments an atomic counter.
+        unsafe { nix::sys::signal::sigaction(Signal::SIGUSR1, &act) }.unwrap();
+        let me = nix::unistd::getpid();
+        let storm = std::thread::spawn(move || {
+            for _ in 0..100 {
+                let _ = kill(me, Signal::SIGUSR1);
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        });
+        let r = shm.open("/sig", CREAT | RW, 0o600);
+        storm.join().unwrap();
+        match r {
+            Ok(_) if SIGNALS.load(Ordering::SeqCst) > 0 => 0,
+            Ok(_) => 2,
+            Err(_) => 1,
+        }
+    });
+    assert_eq!(wait_exit(holder, Duration::from_secs(30)), 0);
+    assert_eq!(wait_exit(waiter, Duration::from_secs(30)), 0);
+    assert!(lock_files(d.path()).is_empty());
+}
+
+#[test]
+fn opening_an_existing_object_takes_no_lock() {
+    let d = tempfile::tempdir().unwrap();
+    let steps = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let s2 = steps.clone();
+    let shm = ShmDir::new(d.path()).trace(move |s| s2.lock().unwrap().push(s.to_string()));
+    drop(shm.open("/nolock", CREAT | RW, 0o600).unwrap());
+    let created: Vec<String> = std::mem::take(&mut *steps.lock().unwrap());
+    assert_eq!(
+        created
+            .iter()
+            .filter(|s| s.starts_with("lock acquired"))
+            .count(),
+        1
+    );
+    for flags in [RW, CREAT | RW, OFlag::O_RDONLY] {
+        drop(shm.open("/nolock", flags, 0o600).unwrap());
+        let st: Vec<String> = std::mem::take(&mut *steps.lock().unwrap());
+        assert!(
+            st.iter().all(|s| !s.starts_with("lock")),
+            "{flags:?}: {st:?}"
+        );
+        assert_eq!(
+            st.iter().filter(|s| s.starts_with("open ")).count(),
+            1,
+            "{st:?}"
+        );
+    }
+}

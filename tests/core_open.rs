@@ -1,0 +1,340 @@
+//! Open semantics through the public API, in a private directory: names, flags, modes,
+//! sizes, FD_CLOEXEC, status flags, and data shared between real processes.
+
+mod common;
+
+use std::os::fd::{AsFd, AsRawFd};
+use std::time::Duration;
+
+use common::*;
+use nix::fcntl::{fcntl, FcntlArg, FdFlag};
+use nix::sys::stat::fstat;
+use nix::unistd::ftruncate;
+use tmpshm::{Access, Mapping, OFlag, ShmDir};
+
+const RW: OFlag = OFlag::O_RDWR;
+const CREAT: OFlag = OFlag::O_CREAT;
+const EXCL: OFlag = OFlag::O_EXCL;
+
+fn errno<T: std::fmt::Debug>(r: tmpshm::Result<T>) -> i32 {
+    r.unwrap_err().raw_os_error().unwrap()
+}
+
+#[test]
+fn name_rules_through_the_api() {
+    let d = tempfile::tempdir().unwrap();
+    let shm = ShmDir::new(d.path());
+    let long_ok = format!("/{}", "a".repeat(250)); // ".SHMD" + 250 = 255 = NAME_MAX
+    let too_long = format!("/{}", "a".repeat(251));
+    let way_too_long = format!("/{}", "a".repeat(5000));
+    let cases: &[(&[u8], Result<(), i32>)] = &[
+        (b"/ok", Ok(())),
+        (b"/.", Ok(())),
+        (b"/..", Ok(())),
+        (b"/\xff\xfe non-utf8", Ok(())),
+        (long_ok.as_bytes(), Ok(())),
+        (b"", Err(libc::EINVAL)),
+        (b"noslash", Err(libc::EINVAL)),
+        (b"/", Err(libc::EINVAL)),
+        (b"//a", Err(libc::EINVAL)),
+        (b"/a/b", Err(libc::EINVAL)),
+        (b"/a\0b", Err(libc::EINVAL)),
+        (too_long.as_bytes(), Err(libc::ENAMETOOLONG)),
+        (way_too_long.as_bytes(), Err(libc::ENAMETOOLONG)),
+    ];
+    for (name, want) in cases {
+        let got = shm
+            .open(*name, CREAT | RW, 0o600)
+            .map(drop)
+            .map_err(|e| e.raw_os_error().unwrap());
+        assert_eq!(got, *want, "open {:?}", String::from_utf8_lossy(name));
+        // shm_unlink agrees with shm_open on every name (POSIX: never ENAMETOOLONG for a
+        // name that shm_open accepted).
+        let unl = shm.unlink(*name).map_err(|e| e.raw_os_error().unwrap());
+        assert_eq!(unl, *want, "unlink {:?}", String::from_utf8_lossy(name));
+    }
+    assert!(
+        entries(d.path()).is_empty(),
+        "left: {:?}",
+        entries(d.path())
+    );
+    // "/." and "/.." are ordinary files in the illumos layout, never the directory.
+    let fd = shm.open("/..", CREAT | RW, 0o600).unwrap();
+    assert!(d.path().join(".SHMD..").is_file());
+    drop(fd);
+}
+
+#[test]
+fn names_accept_str_bytes_osstr_cstr() {
+    use std::ffi::OsStr;
+    let d = tempfile::tempdir().unwrap();
+    let shm = ShmDir::new(d.path());
+    drop(shm.open("/kinds", CREAT | RW, 0o600).unwrap());
+    drop(shm.open(b"/kinds".as_slice(), RW, 0).unwrap());
+    drop(shm.open(OsStr::new("/kinds"), RW, 0).unwrap());
+    drop(shm.open(c"/kinds", RW, 0).unwrap());
+    shm.unlink("/kinds").unwrap();
+}
+
+#[test]
+fn flag_decisions() {
+    let d = tempfile::tempdir().unwrap();
+    let shm = ShmDir::new(d.path());
+    drop(shm.open("/f", CREAT | RW, 0o600).unwrap());
+    let bad: &[(OFlag, u32, &str)] = &[
+        (OFlag::O_WRONLY, 0, "O_WRONLY"),
+        (OFlag::O_WRONLY | CREAT, 0o600, "O_WRONLY|O_CREAT"),
+        (OFlag::O_ACCMODE, 0, "access mode 3"),
+        (RW | OFlag::O_APPEND, 0, "O_APPEND"),
+        (RW | OFlag::O_NONBLOCK, 0, "O_NONBLOCK"),
+        (RW | OFlag::O_SYNC, 0, "O_SYNC"),
+        (RW | EXCL, 0, "O_EXCL without O_CREAT"),
+        (OFlag::O_RDONLY | OFlag::O_TRUNC, 0, "O_TRUNC with O_RDONLY"),
+        (RW | CREAT, 0o4600, "setuid bit in mode"),
+        (RW | CREAT, 0o10600, "file type bits in mode"),
+    ];
+    for (flags, mode, what) in bad {
+        let e = shm.open("/f", *flags, *mode).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::EINVAL), "{what}: {e}");
+        assert!(e.reason().is_some(), "{what}: the error says why");
+    }
+    // Implied flags are accepted.
+    drop(
+        shm.open("/f", RW | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW, 0)
+            .unwrap(),
+    );
+    // Mode is ignored without O_CREAT.
+    drop(shm.open("/f", RW, 0o7777).unwrap());
+    // A refused flag touched nothing: no file for a name that did not exist.
+    let e = shm
+        .open("/nothing", OFlag::O_WRONLY | CREAT, 0o600)
+        .unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::EINVAL));
+    assert!(!d.path().join(".SHMDnothing").exists());
+}
+
+#[test]
+fn create_excl_trunc_enoent() {
+    let d = tempfile::tempdir().unwrap();
+    let shm = ShmDir::new(d.path());
+    assert_eq!(errno(shm.open("/x", RW, 0)), libc::ENOENT);
+    let fd = shm.open("/x", CREAT | EXCL | RW, 0o600).unwrap();
+    assert_eq!(
+        fstat(fd.as_fd()).unwrap().st_size,
+        0,
+        "new objects have size 0"
+    );
+    ftruncate(&fd, 8192).unwrap();
+    assert_eq!(
+        errno(shm.open("/x", CREAT | EXCL | RW, 0o600)),
+        libc::EEXIST
+    );
+    // O_CREAT of an existing object opens it, untouched.
+    let again = shm.open("/x", CREAT | RW, 0o600).unwrap();
+    assert_eq!(fstat(again.as_fd()).unwrap().st_size, 8192);
+    // O_TRUNC empties it.
+    let t = shm.open("/x", RW | OFlag::O_TRUNC, 0).unwrap();
+    assert_eq!(fstat(t.as_fd()).unwrap().st_size, 0);
+    ftruncate(&fd, 100).unwrap();
+    let t = shm.open("/x", CREAT | RW | OFlag::O_TRUNC, 0o600).unwrap();
+    assert_eq!(fstat(t.as_fd()).unwrap().st_size, 0);
+    shm.unlink("/x").unwrap();
+    assert_eq!(errno(shm.unlink("/x")), libc::ENOENT);
+    assert!(entries(d.path()).is_empty(), "no lock file left");
+}
+
+#[test]
+fn cloexec_and_status_flags_are_exactly_what_was_asked() {
+    let d = tempfile::tempdir().unwrap();
+    let shm = ShmDir::new(d.path());
+    std::fs::File::create(d.path().join("plain")).unwrap();
+    // The baseline for "nothing stray": what glibc's own shm_open does to a regular file,
+    // open(O_NOFOLLOW|O_CLOEXEC). Linux keeps O_NOFOLLOW (and O_LARGEFILE on 64-bit) in the
+    // status flags, and F_SETFL cannot clear them.
+    let plain = nix::fcntl::open(
+        &d.path().join("plain"),
+        RW | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .unwrap();
+    let base = fcntl(plain.as_fd(), FcntlArg::F_GETFL).unwrap() & !libc::O_ACCMODE;
+    assert_eq!(base & libc::O_NONBLOCK, 0);
+    for (flags, acc) in [
+        (CREAT | RW, RW),
+        (RW, RW),
+        (OFlag::O_RDONLY, OFlag::O_RDONLY),
+        (CREAT | OFlag::O_RDONLY, OFlag::O_RDONLY),
+        (RW | OFlag::O_TRUNC, RW),
+    ] {
+        let fd = shm.open("/fl", flags, 0o600).unwrap();
+        let fdflags = FdFlag::from_bits_retain(fcntl(fd.as_fd(), FcntlArg::F_GETFD).unwrap());
+        assert!(fdflags.contains(FdFlag::FD_CLOEXEC), "{flags:?}");
+        let st = fcntl(fd.as_fd(), FcntlArg::F_GETFL).unwrap();
+        assert_eq!(st, acc.bits() | base, "{flags:?}: status flags {st:#o}");
+    }
+}
+
+#[test]
+fn data_written_by_one_process_is_read_by_another() {
+    let d = tempfile::tempdir().unwrap();
+    let shm = ShmDir::new(d.path());
+    let fd = shm.open("/shared", CREAT | EXCL | RW, 0o600).unwrap();
+    ftruncate(&fd, 4096).unwrap();
+    let map = Mapping::new(&fd, 4096, Access::ReadWrite).unwrap();
+    let ready = Ready::new();
+    let shm2 = shm.clone();
+    // The child opens the object by name (not the inherited fd), maps it, and writes.
+    let child = in_child(|| {
+        let fd = shm2.open("/shared", RW, 0).unwrap();
+        let m = Mapping::new(&fd, 4096, Access::ReadWrite).unwrap();
+        m.write_at(100, b"written by the child").unwrap();
+        ready.notify();
+        0
+    });
+    ready.wait(Duration::from_secs(30));
+    assert_eq!(wait_exit(child, Duration::from_secs(30)), 0);
+    let mut buf = [0u8; 20];
+    map.read_at(100, &mut buf).unwrap();
+    assert_eq!(&buf, b"written by the child");
+    // And the other way round, through a fresh process that only reads.
+    map.write_at(0, b"parent").unwrap();
+    let child = in_child(|| {
+        let fd = shm2.open("/shared", OFlag::O_RDONLY, 0).unwrap();
+        let m = Mapping::new(&fd, 4096, Access::ReadOnly).unwrap();
+        let mut b = [0u8; 6];
+        m.read_at(0, &mut b).unwrap();
+        if &b == b"parent" {
+            0
+        } else {
+            1
+        }
+    });
+    assert_eq!(wait_exit(child, Duration::from_secs(30)), 0);
+    shm.unlink("/shared").unwrap();
+}
+
+#[test]
+fn exclusive_create_race_has_exactly_one_winner() {
+    let d = tempfile::tempdir().unwrap();
+    let shm = ShmDir::new(d.path());
+    for round in 0..10 {
+        let name = format!("/race{round}");
+        let go = Ready::new();
+        let children: Vec<_> = (0..8)
+            .map(|_| {
+                let shm = shm.clone();
+                let name = name.clone();
+                let go = &go;
+                in_child(move || {
+                    // Start together: block until the parent writes.
+                    let mut b = [0u8; 1];
+                    let _ = nix::unistd::read(go.read_fd(), &mut b);
+                    match shm.open(name.as_str(), CREAT | EXCL | RW, 0o600) {
+                        Ok(_) => 0,
+                        Err(e) if e.raw_os_error() == Some(libc::EEXIST) => 1,
+                        Err(_) => 2,
+                    }
+                })
+            })
+            .collect();
+        for _ in 0..8 {
+            go.notify();
+        }
+        let codes: Vec<i32> = children
+            .into_iter()
+            .map(|c| wait_exit(c, Duration::from_secs(60)))
+            .collect();
+        assert_eq!(codes.iter().filter(|&&c| c == 0).count(), 1, "{codes:?}");
+        assert_eq!(codes.iter().filter(|&&c| c == 1).count(), 7, "{codes:?}");
+        shm.unlink(name.as_str()).unwrap();
+    }
+    assert!(lock_files(d.path()).is_empty());
+}
+
+#[test]
+fn errors_name_the_path_and_keep_the_errno() {
+    let d = tempfile::tempdir().unwrap();
+    let shm = ShmDir::new(d.path());
+    let e = shm.open("/missing", RW, 0).unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::ENOENT));
+    assert_eq!(e.path(), d.path().join(".SHMDmissing"));
+    let line = e.to_string();
+    assert!(
+        line.contains("ENOENT") && line.contains(".SHMDmissing"),
+        "{line}"
+    );
+    let io: std::io::Error = e.into();
+    assert_eq!(io.kind(), std::io::ErrorKind::NotFound);
+    assert_eq!(tmpshm::errno_of(&io), Some(libc::ENOENT));
+    let n = shm.open("bad", RW, 0).unwrap_err();
+    assert_eq!(n.path(), std::path::Path::new("bad"));
+    assert!(n.to_string().contains("must start with '/'"), "{n}");
+    // The nix drop-in keeps the errno.
+    let nx: nix::errno::Errno = shm.open("/missing", RW, 0).unwrap_err().into();
+    assert_eq!(nx, nix::errno::Errno::ENOENT);
+}
+
+#[test]
+fn tmpshm_dir_env_and_nix_drop_in() {
+    // Run in a child so the environment change cannot reach other tests' threads.
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path().to_path_buf();
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "env_child", "--nocapture", "--include-ignored"])
+        .env("TMPSHM_DIR", &dir)
+        .env("TMPSHM_TEST_ENV_CHILD", "1")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("1 passed"));
+}
+
+#[test]
+#[ignore = "run by tmpshm_dir_env_and_nix_drop_in in a child with TMPSHM_DIR set"]
+fn env_child() {
+    if std::env::var_os("TMPSHM_TEST_ENV_CHILD").is_none() {
+        return;
+    }
+    let dir = std::path::PathBuf::from(std::env::var_os("TMPSHM_DIR").unwrap());
+    use nix::sys::stat::Mode;
+    let fd = tmpshm::shm_open("/envobj", CREAT | RW, Mode::from_bits_truncate(0o600)).unwrap();
+    assert!(dir.join(".SHMDenvobj").is_file());
+    assert!(fd.as_raw_fd() >= 0);
+    let fd2 = tmpshm::open("/envobj", RW, 0).unwrap();
+    drop((fd, fd2));
+    tmpshm::unlink("/envobj").unwrap();
+    assert_eq!(
+        tmpshm::shm_unlink("/envobj"),
+        Err(nix::errno::Errno::ENOENT)
+    );
+    // A relative TMPSHM_DIR is refused rather than resolved against each cwd.
+    std::env::set_var("TMPSHM_DIR", "relative/dir");
+    assert_eq!(
+        tmpshm::open("/x", RW, 0).unwrap_err().raw_os_error(),
+        Some(libc::EINVAL)
+    );
+    std::env::set_var("TMPSHM_DIR", "");
+    assert_eq!(
+        tmpshm::ShmDir::from_env().unwrap().dir(),
+        std::path::Path::new("/tmp")
+    );
+}
+
+#[test]
+fn real_tmp_default_directory() {
+    // A few tests exercise the real /tmp, with unique names, and clean up.
+    let shm = ShmDir::new("/tmp");
+    let name = format!("/tmpshm-test-{}-{}", std::process::id(), line!());
+    let fd = shm.open(name.as_str(), CREAT | EXCL | RW, 0o600).unwrap();
+    let path = std::path::PathBuf::from(format!("/tmp/.SHMD{}", &name[1..]));
+    assert!(path.is_file());
+    assert!(!std::path::Path::new(&format!("/tmp/.SHML{}", &name[1..])).exists());
+    drop(fd);
+    shm.unlink(name.as_str()).unwrap();
+    assert!(!path.exists());
+}

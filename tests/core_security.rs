@@ -1,0 +1,316 @@
+//! The threat model (DESIGN.md section 3), one plant at a time: what another local user can put
+//! at the data or lock path, and what we do about it.
+
+mod common;
+
+use std::os::fd::AsFd;
+use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::*;
+use nix::sys::stat::{fstat, Mode};
+use tmpshm::{OFlag, ShmDir};
+
+const RW: OFlag = OFlag::O_RDWR;
+const RO: OFlag = OFlag::O_RDONLY;
+const CREAT: OFlag = OFlag::O_CREAT;
+const EXCL: OFlag = OFlag::O_EXCL;
+const TRUNC: OFlag = OFlag::O_TRUNC;
+
+fn errno<T: std::fmt::Debug>(r: tmpshm::Result<T>) -> i32 {
+    r.unwrap_err().raw_os_error().unwrap()
+}
+
+fn victim(dir: &Path) -> std::path::PathBuf {
+    let v = dir.join("victim");
+    std::fs::write(&v, b"precious").unwrap();
+    v
+}
+
+fn assert_untouched(v: &Path) {
+    assert_eq!(
+        std::fs::read(v).unwrap(),
+        b"precious",
+        "{} was changed",
+        v.display()
+    );
+}
+
+#[test]
+fn symlink_at_data_path_is_never_followed() {
+    let d = tempfile::tempdir().unwrap();
+    let shm = ShmDir::new(d.path());
+    let v = victim(d.path());
+    symlink(&v, d.path().join(".SHMDlink")).unwrap();
+    for flags in [RW, RO, CREAT | RW, RW | TRUNC, CREAT | RW | TRUNC] {
+        let e = shm.open("/link", flags, 0o600).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::ELOOP), "{flags:?}: {e}");
+        assert!(e.to_string().contains("symbolic link"), "{e}");
+    }
+    // O_EXCL sees the link as "exists", and still does not follow it.
+    assert_eq!(
+        errno(shm.open("/link", CREAT | EXCL | RW, 0o600)),
+        libc::EEXIST
+    );
+    assert_untouched(&v);
+    // A dangling link: O_CREAT must not create its target.
+    let target = d.path().join("target-of-dangling");
+    symlink(&target, d.path().join(".SHMDdangling")).unwrap();
+    assert_eq!(errno(shm.open("/dangling", CREAT | RW, 0o600)), libc::ELOOP);
+    assert_eq!(
+        errno(shm.open("/dangling", CREAT | EXCL | RW, 0o600)),
+        libc::EEXIST
+    );
+    assert!(!target.exists(), "followed the dangling link");
+    assert!(lock_files(d.path()).is_empty());
+}
+
+#[test]
+fn symlink_at_lock_path_is_never_followed() {
+    let d = tempfile::tempdir().unwrap();
+    let shm = ShmDir::new(d.path());
+    let v = victim(d.path());
+    symlink(&v, d.path().join(".SHMLlk")).unwrap();
+    let e = shm.open("/lk", CREAT | RW, 0o600).unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::ELOOP), "{e}");
+    assert!(e.path().ends_with(".SHMLlk"), "{e}");
+    assert_untouched(&v);
+    assert!(
+        !d.path().join(".SHMDlk").exists(),
+        "created without the lock"
+    );
+    // Our link plant stays; we did not remove someone else's file either.
+    assert!(d.path().join(".SHMLlk").symlink_metadata().is_ok());
+}
+
+fn assert_prompt<T>(what: &str, f: impl FnOnce() -> T) -> T {
+    let t = Instant::now();
+    let r = f();
+    assert!(
+        t.elapsed() < Duration::from_secs(5),
+        "{what} took {:?}",
+        t.elapsed()
+    );
+    r
+}
+
+#[test]
+fn fifo_directory_socket_at_data_path_give_prompt_errors() {
+    let d = tempfile::tempdir().unwrap();
+    let shm = ShmDir::new(d.path());
+    nix::unistd::mkfifo(&d.path().join(".SHMDfifo"), Mode::from_bits_truncate(0o666)).unwrap();
+    std::fs::create_dir(d.path().join(".SHMDdir")).unwrap();
+    let _sock = std::os::unix::net::UnixListener::bind(d.path().join(".SHMDsock")).unwrap();
+    // Run the opens in a child, so a hang (a FIFO opened O_RDONLY without O_NONBLOCK blocks
+    // until a writer comes) is caught by a deadline rather than hanging the suite.
+    let shm2 = shm.clone();
+    let child = in_child(move || {
+        for name in ["/fifo", "/dir", "/sock"] {
+            for flags in [RO, RW, CREAT | RW, CREAT | RO, RW | TRUNC] {
+                match shm2.open(name, flags, 0o600) {
+                    Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {}
+                    _ => return 1,
+                }
+            }
+            if shm2
+                .open(name, CREAT | EXCL | RW, 0o600)
+                .err()
+                .and_then(|e| e.raw_os_error())
+                != Some(libc::EEXIST)
+            {
+                return 2;
+            }
+        }
+        0
+    });
+    assert_eq!(wait_exit(child, Duration::from_secs(20)), 0);
+    let e = assert_prompt("fifo", || shm.open("/fifo", RO, 0).unwrap_err());
+    assert!(e.to_string().contains("FIFO"), "{e}");
+    let e = shm.open("/dir", RO, 0).unwrap_err();
+    assert!(e.to_string().contains("directory"), "{e}");
+    assert!(lock_files(d.path()).is_empty());
+}
+
+#[test]
+fn fifo_and_directory_at_lock_path_give_prompt_errors() {
+    let d = tempfile::tempdir().unwrap();
+    let shm = ShmDir::new(d.path());
+    nix::unistd::mkfifo(&d.path().join(".SHMLf"), Mode::from_bits_truncate(0o666)).unwrap();
+    std::fs::create_dir(d.path().join(".SHMLdd")).unwrap();
+    let shm2 = shm.clone();
+    let child = in_child(move || {
+        let a = shm2
+            .open("/f", CREAT | RW, 0o600)
+            .err()
+            .and_then(|e| e.raw_os_error());
+        let b = shm2
+            .open("/dd", CREAT | RW, 0o600)
+            .err()
+            .and_then(|e| e.raw_os_error());
+        i32::from(!(a == Some(libc::EINVAL) && b == Some(libc::EINVAL)))
+    });
+    assert_eq!(wait_exit(child, Duration::from_secs(20)), 0);
+    assert!(!d.path().join(".SHMDf").exists() && !d.path().join(".SHMDdd").exists());
+}
+
+#[test]
+fn hard_linked_file_is_never_truncated_or_handed_out() {
+    let d = tempfile::tempdir().unwrap();
+    let shm = ShmDir::new(d.path());
+    let v = victim(d.path());
+    std::fs::hard_link(&v, d.path().join(".SHMDhl")).unwrap();
+    for flags in [RO, RW, RW | TRUNC, CREAT | RW | TRUNC, CREAT | RW] {
+        let e = shm.open("/hl", flags, 0o600).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::EPERM), "{flags:?}: {e}");
+        assert!(e.to_string().contains("hard links"), "{e}");
+    }
+    assert_untouched(&v);
+}
+
+#[test]
+fn object_of_another_user_is_refused_unless_cross_user() {
+    if skip_unless_root("object_of_another_user_is_refused_unless_cross_user") {
+        return;
+    }
+    let d = shared_tempdir();
+    let shm = ShmDir::new(d.path());
+    let p = d.path().join(".SHMDforeign");
+    std::fs::write(&p, b"squatter's data").unwrap();
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o666)).unwrap();
+    nix::unistd::chown(&p, Some(NOBODY.into()), Some(NOBODY.into())).unwrap();
+    for flags in [RO, RW, RW | TRUNC, CREAT | RW] {
+        let e = shm.open("/foreign", flags, 0o600).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::EPERM), "{flags:?}: {e}");
+        assert!(e.to_string().contains("owned by uid 65534"), "{e}");
+    }
+    assert_eq!(
+        std::fs::read(&p).unwrap(),
+        b"squatter's data",
+        "truncated a foreign file"
+    );
+    // Opted in: it opens.
+    let shared = shm.clone().cross_user(true);
+    let fd = shared.open("/foreign", RW, 0).unwrap();
+    assert_eq!(fstat(fd.as_fd()).unwrap().st_uid, NOBODY);
+    // The environment variable opts in too, for programs that cannot change code.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tmpshm"))
+        .args(["--dir"])
+        .arg(d.path())
+        .args(["demo-read", "/foreign"])
+        .env("TMPSHM_CROSS_USER", "1")
+        .output()
+        .unwrap();
+    // demo-read maps 4096 bytes; the squatted file is shorter, so it fails at the mapping,
+    // past the owner check: the error is about the size, not the owner.
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("owned by uid"), "{err}");
+    assert!(err.contains("shorter than"), "{err}");
+}
+
+#[test]
+fn foreign_lock_file_is_refused_promptly_even_when_held() {
+    if skip_unless_root("foreign_lock_file_is_refused_promptly_even_when_held") {
+        return;
+    }
+    let d = shared_tempdir();
+    let shm = ShmDir::new(d.path());
+    let ready = Ready::new();
+    let dir = d.path().to_path_buf();
+    let ready_w = &ready;
+    // A squatter (uid 65534) plants the lock file and holds flock on it forever.
+    let squatter = in_child(move || {
+        become_nobody();
+        let fd = nix::fcntl::open(
+            &dir.join(".SHMLsq"),
+            OFlag::O_CREAT | RW,
+            Mode::from_bits_truncate(0o666),
+        )
+        .unwrap();
+        let _held = nix::fcntl::Flock::lock(fd, nix::fcntl::FlockArg::LockExclusive).unwrap();
+        ready_w.notify();
+        std::thread::sleep(Duration::from_secs(60));
+        0
+    });
+    ready.wait(Duration::from_secs(20));
+    let e = assert_prompt("foreign held lock", || {
+        shm.open("/sq", CREAT | RW, 0o600).unwrap_err()
+    });
+    assert_eq!(e.raw_os_error(), Some(libc::EPERM), "{e}");
+    assert!(e.path().ends_with(".SHMLsq"), "{e}");
+    nix::sys::signal::kill(squatter, nix::sys::signal::Signal::SIGKILL).unwrap();
+    wait_exit(squatter, Duration::from_secs(20));
+    // Abandoned now, still foreign: still a prompt EPERM; opening an existing object needs no
+    // lock, so the squatter cannot block that.
+    let e = assert_prompt("foreign abandoned lock", || {
+        shm.open("/sq", CREAT | RW, 0o600).unwrap_err()
+    });
+    assert_eq!(e.raw_os_error(), Some(libc::EPERM));
+}
+
+#[test]
+fn unreadable_lock_file_gives_prompt_eacces() {
+    if skip_unless_root("unreadable_lock_file_gives_prompt_eacces") {
+        return;
+    }
+    let d = shared_tempdir();
+    let lock = d.path().join(".SHMLnoperm");
+    std::fs::write(&lock, b"").unwrap();
+    std::fs::set_permissions(&lock, std::fs::Permissions::from_mode(0o000)).unwrap();
+    let shm = ShmDir::new(d.path()).cross_user(true);
+    let child = in_child(move || {
+        become_nobody();
+        let t = Instant::now();
+        let r = shm.open("/noperm", CREAT | RW, 0o600);
+        let ok = matches!(&r, Err(e) if e.raw_os_error() == Some(libc::EACCES)
+            && e.op() == tmpshm::Op::Lock);
+        // illumos retries this for 64 s; we answer at once.
+        i32::from(!(ok && t.elapsed() < Duration::from_secs(5)))
+    });
+    assert_eq!(wait_exit(child, Duration::from_secs(30)), 0);
+}
+
+#[test]
+fn nobody_cannot_open_roots_private_object() {
+    if skip_unless_root("nobody_cannot_open_roots_private_object") {
+        return;
+    }
+    let d = shared_tempdir();
+    let shm = ShmDir::new(d.path());
+    let fd = shm.open("/private", CREAT | EXCL | RW, 0o600).unwrap();
+    nix::unistd::ftruncate(&fd, 4096).unwrap();
+    let shm2 = shm.clone().cross_user(true); // even opted in, the mode decides
+    let child = in_child(move || {
+        become_nobody();
+        let codes: Vec<_> = [RO, RW, CREAT | RW]
+            .into_iter()
+            .map(|f| {
+                shm2.open("/private", f, 0o600)
+                    .err()
+                    .and_then(|e| e.raw_os_error())
+            })
+            .collect();
+        let unl = shm2.unlink("/private").err().and_then(|e| e.raw_os_error());
+        i32::from(!(codes.iter().all(|c| *c == Some(libc::EACCES)) && unl == Some(libc::EACCES)))
+    });
+    assert_eq!(wait_exit(child, Duration::from_secs(30)), 0);
+    assert_eq!(
+        d.path().join(".SHMDprivate").metadata().unwrap().size(),
+        4096
+    );
+    shm.unlink("/private").unwrap();
+}
+
+#[test]
+fn mode_of_new_objects_is_mode_minus_umask() {
+    // umask is per process: change it only in a child.
+    let d = tempfile::tempdir().unwrap();
+    let shm = ShmDir::new(d.path());
+    let child = in_child(move || {
+        nix::sys::stat::umask(Mode::from_bits_truncate(0o027));
+        let fd = shm.open("/m", CREAT | EXCL | RW, 0o666).unwrap();
+        let mode = fstat(fd.as_fd()).unwrap().st_mode & 0o7777;
+        i32::from(mode != 0o640)
+    });
+    assert_eq!(wait_exit(child, Duration::from_secs(20)), 0);
+}
