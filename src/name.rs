@@ -123,22 +123,43 @@ impl ObjectPaths {
     ///
     /// `dir` must not contain NUL; the caller checked it once.
     pub(crate) fn new(dir: &[u8], layout: Layout, rest: &[u8]) -> ObjectPaths {
-        let join = |prefix: &str| {
-            let mut v = Vec::with_capacity(dir.len() + 1 + prefix.len() + rest.len() + 1);
-            v.extend_from_slice(dir);
-            if !dir.ends_with(b"/") {
-                v.push(b'/');
-            }
-            v.extend_from_slice(prefix.as_bytes());
-            v.extend_from_slice(rest);
-            // Neither dir nor rest contains NUL: both were checked.
-            CString::new(v).expect("checked for NUL")
-        };
+        let join = |prefix: &str| with_joined(dir, prefix, rest, CStr::to_owned);
         ObjectPaths {
             data: join(layout.data_prefix),
             lock: layout.lock_prefix.map(join),
         }
     }
+}
+
+/// Calls `f` with `<dir>/<prefix><rest>`, built on the stack when it fits.
+///
+/// Opening an existing object needs only this one path: building it without the heap (and
+/// without the lock path) is what keeps that call close to a bare `open(2)`.
+/// Neither `dir` nor `rest` may contain NUL; the caller checked both.
+pub(crate) fn with_joined<R>(
+    dir: &[u8],
+    prefix: &str,
+    rest: &[u8],
+    f: impl FnOnce(&CStr) -> R,
+) -> R {
+    const STACK: usize = 384;
+    let slash = !dir.ends_with(b"/");
+    let len = dir.len() + usize::from(slash) + prefix.len() + rest.len() + 1;
+    let mut stack = [0u8; STACK];
+    let mut heap = Vec::new();
+    let buf: &mut [u8] = if len <= STACK {
+        &mut stack[..len]
+    } else {
+        heap.resize(len, 0);
+        &mut heap
+    };
+    let mut at = 0;
+    for part in [dir, if slash { b"/" } else { b"" }, prefix.as_bytes(), rest] {
+        buf[at..at + part.len()].copy_from_slice(part);
+        at += part.len();
+    }
+    // The last byte is the 0 the buffer started with.
+    f(CStr::from_bytes_with_nul(buf).expect("checked for NUL"))
 }
 
 /// Views a C path as a `Path` for error messages and trace output.
@@ -188,5 +209,18 @@ mod tests {
         let p = ObjectPaths::new(b"/dev/shm/", Layout::GLIBC, b"blah");
         assert_eq!(p.data.as_bytes(), b"/dev/shm/blah");
         assert!(p.lock.is_none());
+    }
+
+    #[test]
+    fn joined_on_stack_and_heap_agree() {
+        for len in [1, 200, 383, 384, 385, 1000] {
+            let dir = vec![b'd'; len];
+            let built = with_joined(&dir, ".SHMD", b"x", CStr::to_owned);
+            let mut want = dir.clone();
+            want.extend_from_slice(b"/.SHMDx");
+            assert_eq!(built.as_bytes(), want.as_slice(), "dir length {len}");
+        }
+        let built = with_joined(b"/tmp/", "", b"y", CStr::to_owned);
+        assert_eq!(built.as_bytes(), b"/tmp/y");
     }
 }

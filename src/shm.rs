@@ -186,8 +186,13 @@ impl ShmDir {
         self.cross_user
     }
 
-    /// Checks `name` and maps it to its files.
-    pub(crate) fn paths<P: ?Sized + NixPath>(&self, name: &P) -> Result<ObjectPaths> {
+    /// Checks the directory and `name`, then calls `f` with the directory and the name (whole,
+    /// and after its `/`).
+    fn with_checked<P: ?Sized + NixPath, R>(
+        &self,
+        name: &P,
+        f: impl FnOnce(&[u8], &[u8], &[u8]) -> R,
+    ) -> Result<R> {
         let dir = self.dir.as_os_str().as_bytes();
         if dir.is_empty() || dir.contains(&0) {
             return Err(Error::new(Errno::EINVAL, Op::Name, &self.dir)
@@ -198,17 +203,7 @@ impl ShmDir {
             name.with_nix_path(|c: &CStr| {
                 let bytes = c.to_bytes();
                 match name::check(bytes, layout) {
-                    Ok(rest) => {
-                        let paths = ObjectPaths::new(dir, layout, rest);
-                        if let Some(t) = &self.tracer {
-                            t(&Step::Name {
-                                name: bytes,
-                                data: as_path(&paths.data),
-                                lock: paths.lock.as_deref().map(as_path),
-                            });
-                        }
-                        Ok(paths)
-                    }
+                    Ok(rest) => Ok(f(dir, bytes, rest)),
                     Err(e) => Err(Error::new(e.errno(), Op::Name, OsStr::from_bytes(bytes))
                         .because(e.reason())),
                 }
@@ -223,6 +218,26 @@ impl ShmDir {
         }
     }
 
+    /// Reports the name step to the tracer, if there is one (building both paths for it).
+    fn trace_name(&self, dir: &[u8], bytes: &[u8], rest: &[u8]) {
+        if let Some(t) = &self.tracer {
+            let paths = ObjectPaths::new(dir, self.layout, rest);
+            t(&Step::Name {
+                name: bytes,
+                data: as_path(&paths.data),
+                lock: paths.lock.as_deref().map(as_path),
+            });
+        }
+    }
+
+    /// Checks `name` and maps it to its files.
+    pub(crate) fn paths<P: ?Sized + NixPath>(&self, name: &P) -> Result<ObjectPaths> {
+        self.with_checked(name, |dir, bytes, rest| {
+            self.trace_name(dir, bytes, rest);
+            ObjectPaths::new(dir, self.layout, rest)
+        })
+    }
+
     pub(crate) fn checks(&self) -> Checks<'_> {
         Checks {
             euid: geteuid(),
@@ -233,12 +248,21 @@ impl ShmDir {
 
     /// Takes the creation lock for `paths`, if the layout has one.
     pub(crate) fn lock<'a>(&'a self, paths: &'a ObjectPaths) -> Result<Option<LockGuard<'a>>> {
+        self.lock_as(paths, geteuid())
+    }
+
+    /// [`ShmDir::lock`] for a caller that already asked for the euid in this call.
+    fn lock_as<'a>(
+        &'a self,
+        paths: &'a ObjectPaths,
+        euid: nix::unistd::Uid,
+    ) -> Result<Option<LockGuard<'a>>> {
         match &paths.lock {
             None => Ok(None),
             Some(lock_path) => lock::acquire(
                 lock_path,
                 &LockPolicy {
-                    euid: geteuid(),
+                    euid,
                     cross_user: self.cross_user,
                     tracer: self.tracer.as_ref(),
                 },
@@ -323,32 +347,36 @@ impl ShmDir {
         let create = flags.contains(OFlag::O_CREAT);
         let excl = flags.contains(OFlag::O_EXCL);
         let req = self.check_flags(name, flags, mode)?;
-        let paths = self.paths(name)?;
         let checks = self.checks();
-        if !create {
-            return object::open_existing(&paths.data, req, &checks);
-        }
-        if !excl {
-            // The common case, an object that already exists, needs no lock.
-            match object::open_existing(&paths.data, req, &checks) {
-                Err(e) if e.errno() == Errno::ENOENT => {}
-                done => return done,
-            }
-        }
-        let mode = Mode::from_bits_truncate(mode);
-        let _guard = self.lock(&paths)?;
-        loop {
-            match object::create_new(&paths.data, req, mode, &checks) {
-                Err(e) if e.errno() == Errno::EEXIST && !excl => {
-                    // Made by someone who takes no lock (or in a lock-free layout).
-                    match object::open_existing(&paths.data, req, &checks) {
-                        Err(e) if e.errno() == Errno::ENOENT => continue,
-                        done => return done,
-                    }
+        self.with_checked(name, |dir, bytes, rest| {
+            self.trace_name(dir, bytes, rest);
+            if !excl {
+                // The common case, an object that already exists, needs no lock and not even
+                // the lock path: only the data path, built on the stack.
+                let first = name::with_joined(dir, self.layout.data_prefix(), rest, |data| {
+                    object::open_existing(data, req, &checks)
+                });
+                match first {
+                    Err(e) if create && e.errno() == Errno::ENOENT => {}
+                    done => return done,
                 }
-                done => return done,
             }
-        }
+            let paths = ObjectPaths::new(dir, self.layout, rest);
+            let mode = Mode::from_bits_truncate(mode);
+            let _guard = self.lock_as(&paths, checks.euid)?;
+            loop {
+                match object::create_new(&paths.data, req, mode, &checks) {
+                    Err(e) if e.errno() == Errno::EEXIST && !excl => {
+                        // Made by someone who takes no lock (or in a lock-free layout).
+                        match object::open_existing(&paths.data, req, &checks) {
+                            Err(e) if e.errno() == Errno::ENOENT => continue,
+                            done => return done,
+                        }
+                    }
+                    done => return done,
+                }
+            }
+        })?
     }
 
     fn check_flags<P: ?Sized + NixPath>(
@@ -413,7 +441,11 @@ impl ShmDir {
     /// ```
     #[doc(alias = "shm_unlink")]
     pub fn unlink<P: ?Sized + NixPath>(&self, name: &P) -> Result<()> {
-        let paths = self.paths(name)?;
-        object::remove(&paths.data, self.tracer.as_ref())
+        self.with_checked(name, |dir, bytes, rest| {
+            self.trace_name(dir, bytes, rest);
+            name::with_joined(dir, self.layout.data_prefix(), rest, |data| {
+                object::remove(data, self.tracer.as_ref())
+            })
+        })?
     }
 }
