@@ -43,21 +43,25 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 mod error;
+mod inventory;
 mod lock;
 mod map;
 mod name;
 mod object;
+mod options;
 mod shm;
 mod trace;
 
 use std::os::fd::OwnedFd;
 
 pub use error::{errno_of, Error, Op, Result};
+pub use inventory::{AuxKind, FileKind, GcReport, Inventory, LockInfo, LockState, ObjectInfo};
 pub use map::{Access, Mapping};
 pub use name::Layout;
 pub use nix::fcntl::OFlag;
 pub use nix::sys::stat::Mode;
 pub use nix::NixPath;
+pub use options::{Shm, ShmOptions, TEMP_PREFIX};
 pub use shm::{ShmDir, DEFAULT_DIR, ENV_CROSS_USER, ENV_DIR};
 pub use trace::{Step, Tracer};
 

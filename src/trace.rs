@@ -80,6 +80,14 @@ pub enum Step<'a> {
         /// The data file.
         path: &'a Path,
     },
+    /// Any other system call of a higher-level operation (sized create, listing, collection),
+    /// described in `call`.
+    Call {
+        /// The call, e.g. `fchmod 0600` or `gc flock(LOCK_EX|LOCK_NB)`.
+        call: &'a str,
+        /// The file it concerns.
+        path: &'a Path,
+    },
 }
 
 impl fmt::Display for Step<'_> {
@@ -135,6 +143,7 @@ impl fmt::Display for Step<'_> {
             ),
             Step::Truncate { path, len } => write!(f, "ftruncate {} to {}", path.display(), len),
             Step::Unlink { path } => write!(f, "unlink {}", path.display()),
+            Step::Call { call, path } => write!(f, "{call} {}", path.display()),
         }
     }
 }

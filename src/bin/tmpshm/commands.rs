@@ -1,0 +1,261 @@
+//! `create`, `ls`, `stat`, `write`, `cat`, `rm`, `gc`.
+
+use std::ffi::{OsStr, OsString};
+use std::io::{Read, Write};
+use std::os::unix::fs::FileExt;
+
+use serde_json::{json, Value};
+use tmpshm::{AuxKind, LockInfo, LockState, ObjectInfo, ShmDir, ShmOptions};
+
+use crate::fmt::{os_err, owner, show, unix_seconds, utc};
+use crate::{AlreadyReported, CliError};
+
+pub fn create(
+    shm: &ShmDir,
+    name: &OsStr,
+    size: u64,
+    mode: u32,
+    exist_ok: bool,
+) -> Result<(), CliError> {
+    let opts = ShmOptions::new().dir(shm.clone()).size(size).mode(mode);
+    let obj = if exist_ok {
+        opts.open_or_create(name)?
+    } else {
+        opts.create(name)?
+    };
+    println!(
+        "{} {}: {}, {} bytes",
+        if obj.created() { "created" } else { "exists" },
+        show(obj.name()),
+        obj.path().display(),
+        obj.len()
+    );
+    Ok(())
+}
+
+fn lock_state_text(state: LockState) -> String {
+    match state {
+        LockState::Held { pid: Some(pid) } => format!("held by pid {pid}"),
+        LockState::Held { pid: None } => "held by a live process".into(),
+        LockState::Stale => "stale (no holder; `tmpshm gc` removes it)".into(),
+        LockState::Unknown(e) => format!("unknown ({e})"),
+    }
+}
+
+fn lock_state_json(state: LockState) -> (Value, Value) {
+    match state {
+        LockState::Held { pid } => (json!("held"), json!(pid)),
+        LockState::Stale => (json!("stale"), Value::Null),
+        LockState::Unknown(e) => (json!(format!("unknown: {e}")), Value::Null),
+    }
+}
+
+fn object_json(o: &ObjectInfo) -> Value {
+    json!({
+        "name": show(&o.name),
+        "path": show(o.path.as_os_str()),
+        "kind": o.kind.as_str(),
+        "size": o.size,
+        "mode": format!("{:04o}", o.mode),
+        "uid": o.uid,
+        "owner": owner(o.uid),
+        "gid": o.gid,
+        "nlink": o.nlink,
+        "modified": utc(o.modified),
+        "modified_unix": unix_seconds(o.modified),
+    })
+}
+
+fn lock_json(l: &LockInfo) -> Value {
+    let (state, pid) = lock_state_json(l.state);
+    let (kind, name) = match &l.kind {
+        AuxKind::Lock { name } => ("lock", json!(show(name))),
+        _ => ("temp", Value::Null),
+    };
+    json!({
+        "kind": kind,
+        "name": name,
+        "path": show(l.path.as_os_str()),
+        "uid": l.uid,
+        "owner": owner(l.uid),
+        "size": l.size,
+        "modified": utc(l.modified),
+        "state": state,
+        "pid": pid,
+    })
+}
+
+fn print_json(v: &Value) -> Result<(), CliError> {
+    println!("{}", serde_json::to_string_pretty(v)?);
+    Ok(())
+}
+
+pub fn ls(shm: &ShmDir, json: bool) -> Result<(), CliError> {
+    let inv = shm.list()?;
+    if json {
+        return print_json(&json!({
+            "dir": show(shm.dir().as_os_str()),
+            "objects": inv.objects.iter().map(object_json).collect::<Vec<_>>(),
+            "locks": inv.locks.iter().map(lock_json).collect::<Vec<_>>(),
+        }));
+    }
+    println!("{}: objects: {}", shm.dir().display(), inv.objects.len());
+    if !inv.objects.is_empty() {
+        let w = inv
+            .objects
+            .iter()
+            .map(|o| show(&o.name).len())
+            .max()
+            .unwrap_or(4)
+            .max(4);
+        println!(
+            "{:<w$}  {:>10}  MODE  {:<8}  {:<20}  FILE",
+            "NAME", "SIZE", "OWNER", "MODIFIED"
+        );
+        for o in &inv.objects {
+            let mut file = o.path.display().to_string();
+            if o.kind != tmpshm::FileKind::Regular {
+                file.push_str(&format!(" ({}: every open refuses it)", o.kind.as_str()));
+            } else if o.nlink > 1 {
+                file.push_str(&format!(" ({} links: every open refuses it)", o.nlink));
+            }
+            println!(
+                "{:<w$}  {:>10}  {:04o}  {:<8}  {:<20}  {}",
+                show(&o.name),
+                o.size,
+                o.mode,
+                owner(o.uid),
+                utc(o.modified),
+                file
+            );
+        }
+    }
+    for l in &inv.locks {
+        let what = match &l.kind {
+            AuxKind::Lock { name } => format!("lock of {}", show(name)),
+            _ => "temporary file of a create".to_string(),
+        };
+        println!("{}: {what}, {}", l.path.display(), lock_state_text(l.state));
+    }
+    Ok(())
+}
+
+pub fn stat(shm: &ShmDir, name: &OsStr, json: bool) -> Result<(), CliError> {
+    let info = shm.stat(name)?;
+    let lock_path = shm.lock_path(name)?;
+    let lock = match &lock_path {
+        Some(p) if p.symlink_metadata().is_ok() => {
+            shm.list()?.locks.into_iter().find(|l| &l.path == p)
+        }
+        _ => None,
+    };
+    if json {
+        let mut v = object_json(&info);
+        v["lock"] = lock.as_ref().map_or(Value::Null, lock_json);
+        return print_json(&v);
+    }
+    println!("name:     {}", show(&info.name));
+    println!("file:     {}", info.path.display());
+    println!("kind:     {}", info.kind.as_str());
+    println!("size:     {}", info.size);
+    println!("mode:     {:04o}", info.mode);
+    println!(
+        "owner:    {} (uid {}, gid {})",
+        owner(info.uid),
+        info.uid,
+        info.gid
+    );
+    println!("links:    {}", info.nlink);
+    println!("modified: {}", utc(info.modified));
+    match (&lock_path, &lock) {
+        (_, Some(l)) => println!(
+            "lock:     {}: {}",
+            l.path.display(),
+            lock_state_text(l.state)
+        ),
+        (Some(p), None) => println!("lock:     {} absent (no one is creating it)", p.display()),
+        (None, None) => println!("lock:     none in this layout"),
+    }
+    Ok(())
+}
+
+pub fn write(shm: &ShmDir, name: &OsStr, offset: u64) -> Result<(), CliError> {
+    let mut data = Vec::new();
+    std::io::stdin()
+        .read_to_end(&mut data)
+        .map_err(|e| os_err("reading stdin", &e))?;
+    let mut obj = ShmOptions::new().dir(shm.clone()).open(name)?;
+    let end = offset
+        .checked_add(data.len() as u64)
+        .ok_or("offset + length overflows")?;
+    let grew = obj.grow_to(end)?;
+    let path = obj.path().to_path_buf();
+    let shown = show(obj.name());
+    let file = std::fs::File::from(obj.into_fd());
+    file.write_all_at(&data, offset)
+        .map_err(|e| os_err(format!("write {}", path.display()), &e))?;
+    println!(
+        "wrote {} bytes at offset {offset} to {shown}{}",
+        data.len(),
+        if grew {
+            format!(" (grown to {end} bytes)")
+        } else {
+            String::new()
+        }
+    );
+    Ok(())
+}
+
+pub fn cat(shm: &ShmDir, name: &OsStr) -> Result<(), CliError> {
+    let obj = ShmOptions::new()
+        .dir(shm.clone())
+        .read_only(true)
+        .open(name)?;
+    let path = obj.path().to_path_buf();
+    let mut file = std::fs::File::from(obj.into_fd());
+    let mut buf = Vec::new();
+    file.read_to_end(&mut buf)
+        .map_err(|e| os_err(format!("read {}", path.display()), &e))?;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(&buf).and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other.map_err(|e| os_err("writing stdout", &e).into()),
+    }
+}
+
+pub fn rm(shm: &ShmDir, names: &[OsString]) -> Result<(), CliError> {
+    let mut failed = false;
+    for name in names {
+        match shm.unlink(name.as_os_str()) {
+            Ok(()) => println!("removed {}", show(name)),
+            Err(e) => {
+                eprintln!("tmpshm: {e}");
+                failed = true;
+            }
+        }
+    }
+    if failed {
+        return Err(AlreadyReported.into());
+    }
+    Ok(())
+}
+
+pub fn gc(shm: &ShmDir) -> Result<(), CliError> {
+    let report = shm.gc()?;
+    for p in &report.removed {
+        println!("removed {}", p.display());
+    }
+    for p in &report.held {
+        println!("kept {}: held by a live process", p.display());
+    }
+    if report.removed.is_empty() && report.failed.is_empty() {
+        println!("nothing to collect in {}", shm.dir().display());
+    }
+    for e in &report.failed {
+        eprintln!("tmpshm: {e}");
+    }
+    if !report.failed.is_empty() {
+        return Err(AlreadyReported.into());
+    }
+    Ok(())
+}

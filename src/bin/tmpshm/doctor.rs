@@ -1,0 +1,169 @@
+//! `tmpshm doctor`: is this directory a good home for shared memory?
+
+use std::os::unix::fs::MetadataExt;
+
+use tmpshm::{LockState, ShmDir};
+
+use crate::fmt::{os_err, owner};
+use crate::CliError;
+
+/// File systems whose pages live only in memory.
+const MEMORY_BACKED: &[(u64, &str)] = &[
+    (0x0102_1994, "tmpfs"),
+    (0x8584_58f6, "ramfs"),
+    (0x9584_58f6, "hugetlbfs"),
+];
+
+const ON_DISK: &[(u64, &str)] = &[
+    (0xef53, "ext2/ext3/ext4"),
+    (0x5846_5342, "xfs"),
+    (0x9123_683e, "btrfs"),
+    (0x2fc1_2fc1, "zfs"),
+    (0xf2f5_2010, "f2fs"),
+    (0x794c_7630, "overlayfs"),
+    (0x6969, "nfs"),
+    (0x6573_5546, "fuse"),
+    (0x0102_1997, "9p"),
+    (0x4d44, "vfat"),
+];
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+#[allow(clippy::unnecessary_cast)] // f_type's type differs between libcs
+fn fs_magic(dir: &std::path::Path) -> Result<u64, String> {
+    let st = nix::sys::statfs::statfs(dir).map_err(|e| format!("statfs {}: {e}", dir.display()))?;
+    Ok(st.filesystem_type().0 as u64 & 0xffff_ffff)
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn fs_magic(_dir: &std::path::Path) -> Result<u64, String> {
+    Err("the file system type is only known on Linux".into())
+}
+
+fn sysctl(name: &str) -> Option<u32> {
+    std::fs::read_to_string(format!("/proc/sys/fs/{name}"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+fn meaning(name: &str, v: u32) -> &'static str {
+    match (name, v) {
+        ("protected_symlinks", 0) => {
+            "symlinks in sticky world-writable dirs are followed for anyone: a planted link can redirect other programs' opens; tmpshm never follows one (O_NOFOLLOW)"
+        }
+        ("protected_symlinks", _) => {
+            "symlinks in sticky world-writable dirs are followed only by their owner or the dir's owner"
+        }
+        ("protected_hardlinks", 0) => {
+            "anyone may hard-link your files into the directory; tmpshm refuses objects with more than one link"
+        }
+        ("protected_hardlinks", _) => {
+            "users may hard-link only files they own or can read and write; tmpshm refuses extra links anyway"
+        }
+        ("protected_regular", 0) => {
+            "O_CREAT may open another user's existing file in a sticky dir (squatting); tmpshm creates with O_EXCL and checks the owner with fstat"
+        }
+        ("protected_regular", _) => {
+            "the kernel refuses O_CREAT on another user's file in a sticky dir (EACCES): squatting fails early"
+        }
+        ("protected_fifos", 0) => {
+            "O_CREAT may open a planted FIFO; tmpshm opens without blocking and refuses anything but a regular file"
+        }
+        ("protected_fifos", _) => "the kernel refuses O_CREAT on another user's FIFO in a sticky dir",
+        _ => "",
+    }
+}
+
+pub fn run(shm: &ShmDir, source: &str) -> Result<(), CliError> {
+    let dir = shm.dir();
+    let mut warnings = 0;
+    let meta = std::fs::metadata(dir).map_err(|e| os_err(format!("stat {}", dir.display()), &e))?;
+    if !meta.is_dir() {
+        return Err(format!("{} is not a directory", dir.display()).into());
+    }
+    let mode = meta.mode() & 0o7777;
+    println!("directory:    {} (from {source})", dir.display());
+    let sticky = mode & 0o1000 != 0;
+    let world = mode & 0o002 != 0;
+    println!(
+        "              owner {}, mode {mode:04o}{}",
+        owner(meta.uid()),
+        match (world, sticky) {
+            (true, true) => " (world-writable, sticky: others cannot remove your files)",
+            (true, false) => " (world-writable, NOT sticky)",
+            (false, _) => " (not world-writable)",
+        }
+    );
+    if world && !sticky {
+        warnings += 1;
+        println!("  WARNING: anyone can rename or delete every object here; use a sticky or private directory");
+    }
+
+    match fs_magic(dir) {
+        Ok(magic) => {
+            if let Some((_, n)) = MEMORY_BACKED.iter().find(|(m, _)| *m == magic) {
+                println!("file system:  {n} ({magic:#x}): memory-backed, good");
+            } else {
+                let n = ON_DISK
+                    .iter()
+                    .find(|(m, _)| *m == magic)
+                    .map_or("unknown", |(_, n)| n);
+                warnings += 1;
+                println!("file system:  {n} ({magic:#x}): NOT memory-backed");
+                println!("  WARNING: every dirty page of an object is written back to disk; use a tmpfs (e.g. --dir /dev/shm, or TMPSHM_DIR on a tmpfs mount)");
+            }
+        }
+        Err(e) => println!("file system:  {e}"),
+    }
+
+    match nix::unistd::pathconf(dir, nix::unistd::PathconfVar::NAME_MAX) {
+        Ok(Some(max)) => {
+            let prefix = shm.get_layout().data_prefix().len() as i64;
+            println!(
+                "NAME_MAX:     {max}: names up to {} bytes after the '/' ({:?} takes {prefix})",
+                max - prefix,
+                shm.get_layout().data_prefix()
+            );
+        }
+        Ok(None) => println!("NAME_MAX:     no limit"),
+        Err(e) => println!("NAME_MAX:     pathconf failed: {e}"),
+    }
+
+    for name in [
+        "protected_symlinks",
+        "protected_hardlinks",
+        "protected_regular",
+        "protected_fifos",
+    ] {
+        match sysctl(name) {
+            Some(v) => println!("fs.{name} = {v}: {}", meaning(name, v)),
+            None => println!("fs.{name}: not available here"),
+        }
+    }
+
+    let inv = shm.list()?;
+    let stale = inv
+        .locks
+        .iter()
+        .filter(|l| l.state == LockState::Stale)
+        .count();
+    println!(
+        "contents:     objects {}, lock/temporary files {} ({stale} stale)",
+        inv.objects.len(),
+        inv.locks.len()
+    );
+    if stale > 0 {
+        warnings += 1;
+        println!("  WARNING: stale files left by crashed processes; `tmpshm gc` removes them");
+    }
+    println!(
+        "{}",
+        if warnings == 0 {
+            "no problems found".to_string()
+        } else {
+            format!("{warnings} warning(s)")
+        }
+    );
+    Ok(())
+}

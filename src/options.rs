@@ -1,0 +1,627 @@
+//! The high-level API: [`ShmOptions`] (a builder) and [`Shm`] (an open object that can own it).
+//!
+//! # Sized, atomic publish
+//! With plain `shm_open(O_CREAT)` + `ftruncate`, an object exists at size 0 for a moment, and
+//! an opener that maps it then dies of `SIGBUS`. [`ShmOptions::create`] never lets that be seen.
+//! Under the creation lock it:
+//! 1. creates a temporary file `<dir>/.SHMT<pid>.<n>` with `O_CREAT|O_EXCL|O_NOFOLLOW`, and
+//!    takes `flock(LOCK_EX)` on it (so `gc` can tell a live creator's file from a crashed one's);
+//! 2. `ftruncate`s it to the size and `fchmod`s it to exactly the mode asked for (no umask);
+//! 3. `link`s it to the data path (`EEXIST` if anything is there: the kernel decides, atomically);
+//! 4. unlinks the temporary name, then drops the `flock`.
+//!
+//! The data path therefore names either nothing or a file of the full size and final mode.
+//! A creator killed before step 3 leaves only a `.SHMT` file, which [`ShmDir::list`] shows and
+//! [`ShmDir::gc`] removes; one killed between 3 and 4 leaves the object published but with two
+//! links, which every open refuses (`EPERM`) until `gc` removes the temporary name.
+//!
+//! Why not `O_TMPFILE` + `linkat`: an unprivileged `linkat` of such a file needs `/proc` mounted
+//! (`/proc/self/fd/N` with `AT_SYMLINK_FOLLOW`), and not every file system supports it; a named
+//! temporary file works on any Unix file system, Android's app directories included.
+
+use std::ffi::{CStr, CString, OsStr, OsString};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use nix::errno::Errno;
+use nix::fcntl::{open, Flock, FlockArg, OFlag};
+use nix::sys::stat::{fchmod, fstat, lstat, Mode};
+use nix::unistd::unlink;
+use nix::NixPath;
+
+use crate::error::{Error, Op, Result};
+use crate::map::{Access, Mapping};
+use crate::name::{as_path, ObjectPaths};
+use crate::object::{self, Checks, Request};
+use crate::shm::ShmDir;
+use crate::trace::Step;
+
+/// File-name prefix of the temporary files of a sized create (see the module docs).
+pub const TEMP_PREFIX: &str = ".SHMT";
+
+/// How to open or create an object: size, mode, access, directory, cleanup.
+///
+/// # Example
+/// ```
+/// use tmpshm::{Access, ShmDir, ShmOptions};
+/// let dir = tempfile::tempdir()?;
+/// let opts = ShmOptions::new().dir(ShmDir::new(dir.path())).size(4096).mode(0o600);
+/// let owner = opts.clone().unlink_on_drop(true).create("/doc-opts")?;
+/// let other = opts.open("/doc-opts")?; // never sees it at size 0
+/// assert_eq!(other.len(), 4096);
+/// other.map(Access::ReadWrite)?.write_at(0, b"hi")?;
+/// drop(owner); // unlinks "/doc-opts"
+/// assert!(!dir.path().join(".SHMDdoc-opts").exists());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct ShmOptions {
+    dir: Option<ShmDir>,
+    size: Option<u64>,
+    mode: u32,
+    read_only: bool,
+    unlink_on_drop: bool,
+}
+
+impl Default for ShmOptions {
+    fn default() -> Self {
+        ShmOptions::new()
+    }
+}
+
+impl ShmOptions {
+    /// Defaults: the environment's directory ([`ShmDir::from_env`]), no size, mode `0o600`,
+    /// read-write, no unlink on drop.
+    ///
+    /// # Example
+    /// ```
+    /// let opts = tmpshm::ShmOptions::new().size(1 << 20);
+    /// # let _ = opts;
+    /// ```
+    pub fn new() -> ShmOptions {
+        ShmOptions {
+            dir: None,
+            size: None,
+            mode: 0o600,
+            read_only: false,
+            unlink_on_drop: false,
+        }
+    }
+
+    /// The directory (and its options: layout, cross-user sharing, tracing).
+    ///
+    /// # Example
+    /// ```
+    /// let opts = tmpshm::ShmOptions::new().dir(tmpshm::ShmDir::new("/tmp"));
+    /// # let _ = opts;
+    /// ```
+    pub fn dir(mut self, dir: ShmDir) -> ShmOptions {
+        self.dir = Some(dir);
+        self
+    }
+
+    /// The size: what `create` makes, and the least that `open` accepts.
+    ///
+    /// # Example
+    /// ```
+    /// let opts = tmpshm::ShmOptions::new().size(4096);
+    /// # let _ = opts;
+    /// ```
+    pub fn size(mut self, bytes: u64) -> ShmOptions {
+        self.size = Some(bytes);
+        self
+    }
+
+    /// The permission bits of a created object, set exactly (the umask does not apply).
+    ///
+    /// # Example
+    /// ```
+    /// let opts = tmpshm::ShmOptions::new().mode(0o640);
+    /// # let _ = opts;
+    /// ```
+    pub fn mode(mut self, mode: u32) -> ShmOptions {
+        self.mode = mode;
+        self
+    }
+
+    /// Open existing objects `O_RDONLY` (a created object is always read-write).
+    ///
+    /// # Example
+    /// ```
+    /// let opts = tmpshm::ShmOptions::new().read_only(true);
+    /// # let _ = opts;
+    /// ```
+    pub fn read_only(mut self, yes: bool) -> ShmOptions {
+        self.read_only = yes;
+        self
+    }
+
+    /// Make the returned [`Shm`] unlink the object when dropped (see [`Shm::set_unlink_on_drop`]).
+    ///
+    /// # Example
+    /// ```
+    /// let opts = tmpshm::ShmOptions::new().unlink_on_drop(true);
+    /// # let _ = opts;
+    /// ```
+    pub fn unlink_on_drop(mut self, yes: bool) -> ShmOptions {
+        self.unlink_on_drop = yes;
+        self
+    }
+
+    fn resolve_dir(&self) -> Result<ShmDir> {
+        match &self.dir {
+            Some(d) => Ok(d.clone()),
+            None => ShmDir::from_env(),
+        }
+    }
+
+    fn need_size(&self, name: &OsStr) -> Result<u64> {
+        self.size.ok_or_else(|| {
+            Error::new(Errno::EINVAL, Op::Flags, name)
+                .because("creating needs a size: call .size(n) first")
+        })
+    }
+
+    fn check_mode(&self, name: &OsStr) -> Result<Mode> {
+        if self.mode & !0o777 != 0 {
+            return Err(Error::new(Errno::EINVAL, Op::Flags, name).because(format!(
+                "mode {:#o} has bits outside the permission bits 0o777",
+                self.mode
+            )));
+        }
+        Ok(Mode::from_bits_truncate(self.mode))
+    }
+
+    /// Creates `name` already at its size and mode; `EEXIST` if it exists.
+    ///
+    /// No opener can ever see the object smaller than `size` (see the module docs). The fd
+    /// is read-write.
+    ///
+    /// # Errors
+    /// - `EINVAL`: no size was given; the mode has bits outside `0o777`; the name breaks the
+    ///   rules (see [`ShmDir::open`]).
+    /// - `EEXIST`: anything is at the data path already (a symbolic link included).
+    /// - `ENAMETOOLONG`: the data file name exceeds the file system's `NAME_MAX`.
+    /// - `EFBIG`, `ENOSPC`: `ftruncate` refused the size.
+    /// - `EACCES`, `EPERM`, `ELOOP`: the lock file is unusable (see [`ShmDir::open`]); the
+    ///   directory is not writable.
+    /// - `EROFS`, `ENOTDIR`, `EMFILE`, `ENFILE`: as `open(2)`.
+    ///
+    /// # Example
+    /// ```
+    /// use tmpshm::{ShmDir, ShmOptions};
+    /// let dir = tempfile::tempdir()?;
+    /// let opts = ShmOptions::new().dir(ShmDir::new(dir.path())).size(8192).mode(0o640);
+    /// let shm = opts.create("/doc-create")?;
+    /// assert_eq!(shm.len(), 8192);
+    /// assert_eq!(opts.create("/doc-create").unwrap_err().raw_os_error(), Some(libc::EEXIST));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn create<P: ?Sized + NixPath>(&self, name: &P) -> Result<Shm> {
+        let name = name_of(name);
+        let size = self.need_size(&name)?;
+        let mode = self.check_mode(&name)?;
+        let dir = self.resolve_dir()?;
+        let paths = dir.paths(name.as_os_str())?;
+        let fd = publish(&dir, &paths, size, mode)?;
+        Ok(self.handle(dir, name, &paths, fd, size, true))
+    }
+
+    /// Opens an existing object, refusing one smaller than the size asked for (if any).
+    ///
+    /// # Errors
+    /// - `ENOENT`: no such object.
+    /// - `EINVAL`: the object is smaller than [`ShmOptions::size`]; the name breaks the rules;
+    ///   something other than a regular file is at the data path.
+    /// - `EACCES`, `EPERM`, `ELOOP`, `ENAMETOOLONG`: as [`ShmDir::open`].
+    ///
+    /// # Example
+    /// ```
+    /// use tmpshm::{ShmDir, ShmOptions};
+    /// let dir = tempfile::tempdir()?;
+    /// let opts = ShmOptions::new().dir(ShmDir::new(dir.path()));
+    /// assert_eq!(opts.open("/doc-missing").unwrap_err().raw_os_error(), Some(libc::ENOENT));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn open<P: ?Sized + NixPath>(&self, name: &P) -> Result<Shm> {
+        let name = name_of(name);
+        let dir = self.resolve_dir()?;
+        let paths = dir.paths(name.as_os_str())?;
+        let access = if self.read_only {
+            OFlag::O_RDONLY
+        } else {
+            OFlag::O_RDWR
+        };
+        let req = Request {
+            access,
+            truncate: false,
+        };
+        let fd = object::open_existing(&paths.data, req, &dir.checks())?;
+        let size = size_of(&fd, &paths.data)?;
+        if let Some(want) = self.size {
+            if size < want {
+                return Err(
+                    Error::new(Errno::EINVAL, Op::Check, as_path(&paths.data)).because(format!(
+                        "the object is {size} bytes long, smaller than the {want} bytes asked for"
+                    )),
+                );
+            }
+        }
+        Ok(self.handle(dir, name, &paths, fd, size, false))
+    }
+
+    /// Opens `name`, or creates it at its size if it does not exist.
+    ///
+    /// An existing object smaller than the size is an error, not grown: it may belong to a
+    /// program that agreed on another size, and growing it behind that program's back would
+    /// hide the disagreement. [`Shm::created`] tells which way it went.
+    ///
+    /// # Errors
+    /// As [`ShmOptions::open`] (except `ENOENT`) and [`ShmOptions::create`] (except `EEXIST`).
+    ///
+    /// # Example
+    /// ```
+    /// use tmpshm::{ShmDir, ShmOptions};
+    /// let dir = tempfile::tempdir()?;
+    /// let opts = ShmOptions::new().dir(ShmDir::new(dir.path())).size(4096);
+    /// assert!(opts.open_or_create("/doc-ooc")?.created());
+    /// assert!(!opts.open_or_create("/doc-ooc")?.created());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn open_or_create<P: ?Sized + NixPath>(&self, name: &P) -> Result<Shm> {
+        let name = name_of(name);
+        self.need_size(&name)?;
+        self.check_mode(&name)?;
+        loop {
+            match self.open(name.as_os_str()) {
+                Err(e) if e.errno() == Errno::ENOENT => {}
+                done => return done,
+            }
+            match self.create(name.as_os_str()) {
+                // Created by someone else between our open and our link: open theirs.
+                Err(e) if e.errno() == Errno::EEXIST => continue,
+                done => return done,
+            }
+        }
+    }
+
+    fn handle(
+        &self,
+        dir: ShmDir,
+        name: OsString,
+        paths: &ObjectPaths,
+        fd: OwnedFd,
+        size: u64,
+        created: bool,
+    ) -> Shm {
+        Shm {
+            fd: Some(fd),
+            dir,
+            name,
+            path: as_path(&paths.data).to_path_buf(),
+            size,
+            created,
+            unlink_on_drop: self.unlink_on_drop,
+        }
+    }
+}
+
+fn name_of<P: ?Sized + NixPath>(name: &P) -> OsString {
+    name.with_nix_path(|c| OsStr::from_bytes(c.to_bytes()).to_os_string())
+        // A NUL inside the name: keep it, so that the name check refuses it with EINVAL.
+        .unwrap_or_else(|_| OsString::from("/\0"))
+}
+
+fn size_of(fd: &OwnedFd, path: &CStr) -> Result<u64> {
+    let st = fstat(fd.as_fd()).map_err(|e| Error::new(e, Op::Check, as_path(path)))?;
+    Ok(u64::try_from(st.st_size).unwrap_or(0))
+}
+
+fn emit(checks: &Checks<'_>, call: &str, path: &CStr) {
+    if let Some(t) = checks.tracer {
+        t(&Step::Call {
+            call,
+            path: as_path(path),
+        });
+    }
+}
+
+static SEQ: AtomicU64 = AtomicU64::new(0);
+
+/// A fresh, flocked temporary file next to the objects.
+fn make_temp(dir: &ShmDir, mode: Mode, checks: &Checks<'_>) -> Result<(CString, Flock<OwnedFd>)> {
+    let base = dir.dir().as_os_str().as_bytes();
+    let flags = OFlag::O_RDWR
+        | OFlag::O_CREAT
+        | OFlag::O_EXCL
+        | OFlag::O_NOFOLLOW
+        | OFlag::O_CLOEXEC
+        | OFlag::O_NOCTTY;
+    for _ in 0..1000 {
+        let mut v = base.to_vec();
+        if !v.ends_with(b"/") {
+            v.push(b'/');
+        }
+        let n = SEQ.fetch_add(1, Ordering::Relaxed);
+        v.extend_from_slice(format!("{TEMP_PREFIX}{}.{n}", std::process::id()).as_bytes());
+        // The directory was checked for NUL by `paths`.
+        let path = CString::new(v).expect("checked for NUL");
+        emit(
+            checks,
+            "open O_RDWR|O_CREAT|O_EXCL|O_NOFOLLOW|O_CLOEXEC (temporary file)",
+            &path,
+        );
+        let fd = match open(path.as_c_str(), flags, mode) {
+            Ok(fd) => fd,
+            // Left by an earlier process with our pid: take the next number.
+            Err(Errno::EEXIST) | Err(Errno::EINTR) => continue,
+            Err(e) => return Err(Error::new(e, Op::Open, as_path(&path))),
+        };
+        // Until we hold the flock, a gc may take this fresh file for a crashed creator's: it
+        // then holds the flock for an instant (we wait) and may unlink it (we start again).
+        let locked = match Flock::lock(fd, FlockArg::LockExclusive) {
+            Ok(l) => l,
+            Err((_, e)) => {
+                let _ = unlink(path.as_c_str());
+                return Err(Error::new(e, Op::Lock, as_path(&path)));
+            }
+        };
+        match fstat(locked.as_fd()) {
+            Ok(st) if st.st_nlink == 0 => continue,
+            Ok(_) => return Ok((path, locked)),
+            Err(e) => {
+                let _ = unlink(path.as_c_str());
+                return Err(Error::new(e, Op::Lock, as_path(&path)));
+            }
+        }
+    }
+    Err(Error::new(Errno::EEXIST, Op::Open, dir.dir())
+        .because("1000 temporary names in a row were taken; run `tmpshm gc`"))
+}
+
+/// Steps 1–5 of the module docs.
+fn publish(dir: &ShmDir, paths: &ObjectPaths, size: u64, mode: Mode) -> Result<OwnedFd> {
+    let checks = dir.checks();
+    let _guard = dir.lock(paths)?;
+    let (temp, locked) = make_temp(dir, mode, &checks)?;
+    let filled = (|| {
+        object::truncate(&locked, &temp, size, &checks)?;
+        emit(&checks, &format!("fchmod {:04o}", mode.bits()), &temp);
+        fchmod(locked.as_fd(), mode).map_err(|e| Error::new(e, Op::Open, as_path(&temp)))?;
+        emit(
+            &checks,
+            &format!("link {} ->", as_path(&temp).display()),
+            &paths.data,
+        );
+        // linkat(AT_FDCWD, temp, AT_FDCWD, data, 0): never follows a link at either path.
+        std::fs::hard_link(as_path(&temp), as_path(&paths.data)).map_err(|e| match Errno::from_raw(
+            e.raw_os_error().unwrap_or(libc::EIO),
+        ) {
+            Errno::EEXIST => Error::new(Errno::EEXIST, Op::Open, as_path(&paths.data))
+                .because("something is already at the data path"),
+            e => Error::new(e, Op::Open, as_path(&paths.data)),
+        })
+    })();
+    emit(&checks, "unlink (temporary name)", &temp);
+    // Unlinked while we still hold its flock, so that gc never removes a name in use.
+    let removed = unlink(temp.as_c_str());
+    filled?;
+    removed.map_err(|e| Error::new(e, Op::Unlink, as_path(&temp)))?;
+    let fd = match locked.unlock() {
+        Ok(fd) => fd,
+        Err((_, e)) => return Err(Error::new(e, Op::Lock, as_path(&temp))),
+    };
+    // Our fd still names the file by its temporary (now deleted) name in /proc/self/fd and
+    // /proc/self/maps. Reopen it by its real name, so that tools show `<dir>/.SHMD<name>`;
+    // keep the first fd if the object was unlinked or replaced in between.
+    let req = Request {
+        access: OFlag::O_RDWR,
+        truncate: false,
+    };
+    match object::open_existing(&paths.data, req, &checks) {
+        Ok(again) if same_file(&again, &fd) => Ok(again),
+        _ => Ok(fd),
+    }
+}
+
+fn same_file(a: &OwnedFd, b: &OwnedFd) -> bool {
+    match (fstat(a.as_fd()), fstat(b.as_fd())) {
+        (Ok(x), Ok(y)) => (x.st_dev, x.st_ino) == (y.st_dev, y.st_ino),
+        _ => false,
+    }
+}
+
+/// An open object: its fd, and (if asked) ownership, i.e. unlinking it on drop.
+///
+/// # Example
+/// ```
+/// use tmpshm::{Access, ShmDir, ShmOptions};
+/// let dir = tempfile::tempdir()?;
+/// let shm = ShmOptions::new().dir(ShmDir::new(dir.path())).size(4096).create("/doc-shm")?;
+/// let map = shm.map(Access::ReadWrite)?;
+/// map.write_at(0, b"hello")?;
+/// shm.unlink()?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// With memmap2, for slices: the length check is then yours (`shm.len()` is the size the
+/// object had when opened), and so is the promise that no process truncates it meanwhile.
+/// ```
+/// use tmpshm::{ShmDir, ShmOptions};
+/// let dir = tempfile::tempdir()?;
+/// let shm = ShmOptions::new().dir(ShmDir::new(dir.path())).size(4096).create("/doc-m2")?;
+/// // SAFETY: only this process uses the fresh object, so nobody truncates or writes it.
+/// let mut m = unsafe { memmap2::MmapOptions::new().len(shm.len() as usize).map_mut(&shm)? };
+/// m[..2].copy_from_slice(b"hi");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug)]
+pub struct Shm {
+    // `None` only inside `into_fd`, which consumes the handle.
+    fd: Option<OwnedFd>,
+    dir: ShmDir,
+    name: OsString,
+    path: PathBuf,
+    size: u64,
+    created: bool,
+    unlink_on_drop: bool,
+}
+
+impl Shm {
+    /// The object's size when it was opened or created.
+    pub fn len(&self) -> u64 {
+        self.size
+    }
+
+    /// Whether the size was 0.
+    pub fn is_empty(&self) -> bool {
+        self.size == 0
+    }
+
+    /// The object name, e.g. `/blah`.
+    pub fn name(&self) -> &OsStr {
+        &self.name
+    }
+
+    /// The data file, e.g. `/tmp/.SHMDblah`.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Whether this call created the object (see [`ShmOptions::open_or_create`]).
+    pub fn created(&self) -> bool {
+        self.created
+    }
+
+    /// Whether dropping the handle unlinks the object.
+    pub fn unlinks_on_drop(&self) -> bool {
+        self.unlink_on_drop
+    }
+
+    /// Unlink the object when this handle is dropped (or not).
+    ///
+    /// The drop unlinks only if the data path still names the file this handle has open, so
+    /// an object that someone else unlinked and re-created is left alone. Errors on drop are
+    /// ignored; call [`Shm::unlink`] to see them.
+    ///
+    /// # Example
+    /// ```
+    /// use tmpshm::{ShmDir, ShmOptions};
+    /// let dir = tempfile::tempdir()?;
+    /// let mut shm = ShmOptions::new().dir(ShmDir::new(dir.path())).size(1).create("/doc-own")?;
+    /// shm.set_unlink_on_drop(true);
+    /// drop(shm);
+    /// assert!(!dir.path().join(".SHMDdoc-own").exists());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn set_unlink_on_drop(&mut self, yes: bool) {
+        self.unlink_on_drop = yes;
+    }
+
+    /// Maps the whole object (its size when opened), checked as [`Mapping::new`] checks.
+    ///
+    /// # Errors
+    /// As [`Mapping::new`]: `EINVAL` for a zero-length object or one truncated since it was
+    /// opened, `EACCES` for `ReadWrite` on a read-only handle, `ENOMEM`.
+    ///
+    /// # Example
+    /// See [`Shm`].
+    pub fn map(&self, access: Access) -> Result<Mapping> {
+        let len = usize::try_from(self.size).map_err(|_| {
+            Error::new(Errno::ENOMEM, Op::Map, &self.path).because("larger than the address space")
+        })?;
+        Mapping::new(self.fd(), len, access)
+    }
+
+    /// Grows the object to at least `len` bytes (never shrinks it: shrinking is what makes
+    /// other processes' mappings raise `SIGBUS`). Returns whether it grew.
+    ///
+    /// # Errors
+    /// - `EINVAL`: the handle is read-only (`ftruncate` needs a writable fd).
+    /// - `EFBIG`, `ENOSPC`: as `ftruncate(2)`.
+    ///
+    /// # Example
+    /// ```
+    /// use tmpshm::{ShmDir, ShmOptions};
+    /// let dir = tempfile::tempdir()?;
+    /// let mut shm = ShmOptions::new().dir(ShmDir::new(dir.path())).size(10).create("/doc-grow")?;
+    /// assert!(shm.grow_to(4096)?);
+    /// assert!(!shm.grow_to(100)?);
+    /// assert_eq!(shm.len(), 4096);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn grow_to(&mut self, len: u64) -> Result<bool> {
+        let path = CString::new(self.path.as_os_str().as_bytes()).unwrap_or_default();
+        let fd = self.fd.as_ref().expect("present until into_fd");
+        let now = size_of(fd, &path)?;
+        if len <= now {
+            self.size = now;
+            return Ok(false);
+        }
+        object::truncate(fd, &path, len, &self.dir.checks())?;
+        self.size = len;
+        Ok(true)
+    }
+
+    /// Unlinks the object now (the memory lives on while fds and mappings do).
+    ///
+    /// # Errors
+    /// As [`ShmDir::unlink`]: `ENOENT` if it is already gone, `EACCES`, `EROFS`.
+    ///
+    /// # Example
+    /// See [`Shm`].
+    pub fn unlink(mut self) -> Result<()> {
+        self.unlink_on_drop = false;
+        self.dir.unlink(self.name.as_os_str())
+    }
+
+    /// The fd, giving up ownership (no unlink on drop).
+    ///
+    /// # Example
+    /// ```
+    /// use tmpshm::{ShmDir, ShmOptions};
+    /// let dir = tempfile::tempdir()?;
+    /// let opts = ShmOptions::new().dir(ShmDir::new(dir.path())).size(1).unlink_on_drop(true);
+    /// let fd = opts.create("/doc-into")?.into_fd();
+    /// assert!(dir.path().join(".SHMDdoc-into").exists());
+    /// # drop(fd);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn into_fd(mut self) -> OwnedFd {
+        self.unlink_on_drop = false;
+        self.fd.take().expect("present until into_fd")
+    }
+
+    fn fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_ref().expect("present until into_fd").as_fd()
+    }
+}
+
+impl AsRawFd for Shm {
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd().as_raw_fd()
+    }
+}
+
+impl AsFd for Shm {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd()
+    }
+}
+
+impl Drop for Shm {
+    fn drop(&mut self) {
+        if !self.unlink_on_drop {
+            return;
+        }
+        let Some(fd) = &self.fd else { return };
+        let (Ok(ours), Ok(there)) = (fstat(fd.as_fd()), lstat(self.path.as_path())) else {
+            return;
+        };
+        if (ours.st_dev, ours.st_ino) == (there.st_dev, there.st_ino) {
+            let _ = self.dir.unlink(self.name.as_os_str());
+        }
+    }
+}

@@ -1,0 +1,386 @@
+//! Every `tmpshm` command, run as the built binary against a temporary directory.
+
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_tmpshm");
+
+fn cmd(dir: &Path) -> Command {
+    let mut c = Command::new(BIN);
+    c.arg("--dir").arg(dir).env_remove("TMPSHM_DIR");
+    c
+}
+
+fn run(dir: &Path, args: &[&str]) -> Output {
+    cmd(dir).args(args).output().expect("spawn tmpshm")
+}
+
+fn ok(dir: &Path, args: &[&str]) -> String {
+    let out = run(dir, args);
+    assert!(
+        out.status.success(),
+        "tmpshm {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8 output")
+}
+
+/// The command fails with exit status 1 and one `tmpshm: ...` line naming `errno` and `needle`.
+fn fails(dir: &Path, args: &[&str], errno: &str, needle: &str) -> String {
+    let out = run(dir, args);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "tmpshm {args:?}: {err}");
+    assert_eq!(err.lines().count(), 1, "one line expected: {err}");
+    assert!(err.starts_with("tmpshm: "), "{err}");
+    assert!(err.contains(errno), "{errno} expected: {err}");
+    assert!(err.contains(needle), "{needle:?} expected: {err}");
+    err
+}
+
+fn json(s: &str) -> Value {
+    serde_json::from_str(s).unwrap_or_else(|e| panic!("invalid JSON ({e}): {s}"))
+}
+
+fn with_stdin(dir: &Path, args: &[&str], input: &[u8]) -> Output {
+    let mut child = cmd(dir)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn tmpshm");
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn create_sizes_and_modes_exactly_and_refuses_an_existing_name() {
+    let d = tempfile::tempdir().unwrap();
+    let out = ok(d.path(), &["create", "/a", "--size", "4K", "--mode", "640"]);
+    assert!(out.starts_with("created /a"), "{out}");
+    let meta = std::fs::metadata(d.path().join(".SHMDa")).unwrap();
+    assert_eq!(meta.len(), 4096);
+    assert_eq!(meta.permissions().mode() & 0o777, 0o640);
+    fails(
+        d.path(),
+        &["create", "/a", "--size", "1"],
+        "EEXIST",
+        &d.path().join(".SHMDa").display().to_string(),
+    );
+    let again = ok(d.path(), &["create", "/a", "--size", "4096", "--exist-ok"]);
+    assert!(again.starts_with("exists /a"), "{again}");
+    fails(
+        d.path(),
+        &["create", "/a", "--size", "8K", "--exist-ok"],
+        "EINVAL",
+        "smaller than the 8192 bytes",
+    );
+    fails(
+        d.path(),
+        &["create", "nope", "--size", "1"],
+        "EINVAL",
+        "nope",
+    );
+    // Bad arguments are clap's business: status 2.
+    let out = run(d.path(), &["create", "/b", "--size", "12Q"]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = run(d.path(), &["create", "/b", "--size", "1", "--mode", "4755"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(!d.path().join(".SHMDb").exists());
+}
+
+#[test]
+fn concurrent_create_exist_ok_creates_once() {
+    let d = tempfile::tempdir().unwrap();
+    let children: Vec<_> = (0..6)
+        .map(|_| {
+            cmd(d.path())
+                .args(["create", "/race", "--size", "64K", "--exist-ok"])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let outs: Vec<String> = children
+        .into_iter()
+        .map(|c| {
+            let o = c.wait_with_output().unwrap();
+            assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+            String::from_utf8(o.stdout).unwrap()
+        })
+        .collect();
+    assert_eq!(outs.iter().filter(|o| o.starts_with("created")).count(), 1);
+    assert!(outs.iter().all(|o| o.contains("65536 bytes")), "{outs:?}");
+}
+
+#[test]
+fn ls_and_stat_print_valid_json() {
+    let d = tempfile::tempdir().unwrap();
+    let empty = json(&ok(d.path(), &["ls", "--json"]));
+    assert_eq!(empty["objects"].as_array().unwrap().len(), 0);
+    ok(d.path(), &["create", "/one", "--size", "100"]);
+    ok(
+        d.path(),
+        &[
+            "create",
+            "/two \"quoted\"\\",
+            "--size",
+            "1M",
+            "--mode",
+            "0o604",
+        ],
+    );
+    std::fs::write(d.path().join(".SHMLone"), b"").unwrap();
+    let v = json(&ok(d.path(), &["ls", "--json"]));
+    assert_eq!(v["dir"], d.path().display().to_string());
+    let objs = v["objects"].as_array().unwrap();
+    assert_eq!(objs.len(), 2);
+    assert_eq!(objs[0]["name"], "/one");
+    assert_eq!(objs[0]["size"], 100);
+    assert_eq!(objs[0]["mode"], "0600");
+    assert_eq!(objs[0]["nlink"], 1);
+    assert_eq!(objs[0]["kind"], "file");
+    assert!(objs[0]["modified_unix"].as_i64().unwrap() > 1_600_000_000);
+    assert_eq!(objs[1]["name"], "/two \"quoted\"\\");
+    assert_eq!(objs[1]["size"], 1 << 20);
+    assert_eq!(objs[1]["mode"], "0604");
+    let locks = v["locks"].as_array().unwrap();
+    assert_eq!(locks.len(), 1);
+    assert_eq!(locks[0]["name"], "/one");
+    assert_eq!(locks[0]["state"], "stale");
+
+    let text = ok(d.path(), &["ls"]);
+    assert!(text.contains("objects: 2"), "{text}");
+    assert!(text.contains(".SHMLone: lock of /one, stale"), "{text}");
+
+    let s = json(&ok(d.path(), &["stat", "/one", "--json"]));
+    assert_eq!(s["size"], 100);
+    assert_eq!(s["lock"]["state"], "stale");
+    let s = json(&ok(d.path(), &["stat", "/two \"quoted\"\\", "--json"]));
+    assert_eq!(s["lock"], Value::Null);
+    let human = ok(d.path(), &["stat", "/one"]);
+    assert!(human.contains("size:     100"), "{human}");
+    assert!(human.contains("mode:     0600"), "{human}");
+    fails(
+        d.path(),
+        &["stat", "/missing"],
+        "ENOENT",
+        &d.path().join(".SHMDmissing").display().to_string(),
+    );
+}
+
+#[test]
+fn write_grows_and_cat_reads_back() {
+    let d = tempfile::tempdir().unwrap();
+    ok(d.path(), &["create", "/w", "--size", "0"]);
+    let out = with_stdin(d.path(), &["write", "/w", "--offset", "5"], b"abc");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("grown to 8 bytes"));
+    let out = with_stdin(d.path(), &["write", "/w"], b"XY");
+    assert!(out.status.success());
+    let cat = run(d.path(), &["cat", "/w"]);
+    assert!(cat.status.success());
+    assert_eq!(cat.stdout, b"XY\0\0\0abc");
+    assert_eq!(std::fs::metadata(d.path().join(".SHMDw")).unwrap().len(), 8);
+    let out = with_stdin(d.path(), &["write", "/nothing"], b"x");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("ENOENT"));
+    fails(d.path(), &["cat", "/nothing"], "ENOENT", ".SHMDnothing");
+}
+
+#[test]
+fn rm_removes_each_and_reports_each_failure() {
+    let d = tempfile::tempdir().unwrap();
+    ok(d.path(), &["create", "/x", "--size", "1"]);
+    ok(d.path(), &["create", "/y", "--size", "1"]);
+    let out = run(d.path(), &["rm", "/x", "/gone", "/y"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("ENOENT") && err.contains(".SHMDgone"), "{err}");
+    assert!(!d.path().join(".SHMDx").exists());
+    assert!(!d.path().join(".SHMDy").exists());
+    assert!(ok(d.path(), &["rm", "--help"]).contains("NAMES"));
+}
+
+#[test]
+fn gc_removes_stale_files_and_keeps_held_ones() {
+    let d = tempfile::tempdir().unwrap();
+    let stale = d.path().join(".SHMLstale");
+    let temp = d.path().join(".SHMT1.0");
+    let held = d.path().join(".SHMLheld");
+    std::fs::write(&stale, b"").unwrap();
+    std::fs::write(&temp, b"").unwrap();
+    let f = std::fs::File::create(&held).unwrap();
+    // This process holds it; the spawned tmpshm sees a live holder (another open file).
+    let lock = nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusiveNonblock).unwrap();
+
+    let v = json(&ok(d.path(), &["ls", "--json"]));
+    let held_entry = v["locks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["name"] == "/held")
+        .unwrap()
+        .clone();
+    assert_eq!(held_entry["state"], "held");
+    assert_eq!(held_entry["pid"], std::process::id());
+
+    let out = ok(d.path(), &["gc"]);
+    assert!(
+        out.contains(&format!("removed {}", stale.display())),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("removed {}", temp.display())),
+        "{out}"
+    );
+    assert!(out.contains(&format!("kept {}", held.display())), "{out}");
+    assert!(!stale.exists() && !temp.exists() && held.exists());
+    drop(lock);
+    let out = ok(d.path(), &["gc"]);
+    assert!(
+        out.contains(&format!("removed {}", held.display())),
+        "{out}"
+    );
+    assert!(ok(d.path(), &["gc"]).starts_with("nothing to collect"));
+}
+
+#[test]
+fn tour_shows_the_three_mappings_and_leaves_nothing_behind() {
+    let d = tempfile::tempdir().unwrap();
+    let out = ok(d.path(), &["tour"]);
+    let dir = d.path().display().to_string();
+    let pmap: Vec<&str> = out
+        .lines()
+        .skip_while(|l| !l.starts_with("== 4."))
+        .take_while(|l| !l.starts_with("== 5."))
+        .collect();
+    let object = pmap
+        .iter()
+        .find(|l| l.contains("the tmpshm object"))
+        .unwrap_or_else(|| panic!("no object line: {out}"));
+    assert!(object.contains(&format!("{dir}/.SHMDtour-")), "{object}");
+    assert!(
+        object.contains("rw-s") && !object.contains("(deleted)"),
+        "{object}"
+    );
+    let plain = pmap.iter().find(|l| l.contains("the plain file")).unwrap();
+    assert!(plain.contains(&dir));
+    if cfg!(target_os = "linux") {
+        let sysv = pmap.iter().find(|l| l.contains("SysV segment")).unwrap();
+        assert!(sysv.contains("/SYSV") && !sysv.contains(&dir), "{sysv}");
+        assert!(out.contains("shmget(IPC_PRIVATE, 4096"), "{out}");
+    }
+    assert!(out.contains("the short-lived lock file:") && out.contains(".SHMLtour-"));
+    assert!(out.contains("does not exist"), "{out}");
+    assert!(
+        out.contains("Mapping::new(fd, 4096) = error: map <fd>: EINVAL"),
+        "{out}"
+    );
+    let left: Vec<_> = std::fs::read_dir(d.path()).unwrap().collect();
+    assert!(left.is_empty(), "tour left {left:?}");
+}
+
+#[test]
+fn doctor_reports_the_directory_and_kernel_settings() {
+    let d = tempfile::tempdir().unwrap();
+    let out = ok(d.path(), &["doctor"]);
+    assert!(out.contains(&format!(
+        "directory:    {} (from --dir)",
+        d.path().display()
+    )));
+    assert!(out.contains("NAME_MAX:     "), "{out}");
+    assert!(out.contains("file system:  "), "{out}");
+    if Path::new("/proc/sys/fs/protected_symlinks").exists() {
+        assert!(out.contains("fs.protected_symlinks = "), "{out}");
+        assert!(out.contains("fs.protected_hardlinks = "), "{out}");
+    }
+    if Path::new("/dev/shm").is_dir() {
+        let shm = ok(Path::new("/dev/shm"), &["doctor"]);
+        assert!(shm.contains("memory-backed, good"), "{shm}");
+    }
+    std::fs::write(d.path().join(".SHMLleft"), b"").unwrap();
+    let out = ok(d.path(), &["doctor"]);
+    assert!(
+        out.contains("(1 stale)") && out.contains("tmpshm gc"),
+        "{out}"
+    );
+    fails(&d.path().join("missing"), &["doctor"], "ENOENT", "missing");
+}
+
+#[test]
+fn trace_prints_every_step_to_stderr() {
+    let d = tempfile::tempdir().unwrap();
+    let out = run(d.path(), &["--trace", "create", "/t", "--size", "4096"]);
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    let steps: Vec<&str> = err.lines().collect();
+    assert!(steps.iter().all(|l| l.starts_with("trace: ")), "{err}");
+    for want in [
+        "trace: name \"/t\" ok",
+        "trace: lock acquired",
+        "trace: ftruncate",
+        "trace: link",
+        "trace: fstat",
+        "trace: unlock",
+    ] {
+        assert!(steps.iter().any(|l| l.starts_with(want)), "{want}: {err}");
+    }
+    let acquired = steps
+        .iter()
+        .position(|l| l.starts_with("trace: lock acquired"));
+    let unlocked = steps.iter().position(|l| l.starts_with("trace: unlock"));
+    assert!(acquired < unlocked);
+    let out = run(d.path(), &["--trace", "cat", "/t"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("O_RDONLY|O_NOFOLLOW|O_CLOEXEC"), "{err}");
+    // Without --trace: quiet.
+    assert!(run(d.path(), &["cat", "/t"]).stderr.is_empty());
+}
+
+#[test]
+fn tmpshm_dir_from_the_environment() {
+    let d = tempfile::tempdir().unwrap();
+    let out = Command::new(BIN)
+        .env("TMPSHM_DIR", d.path())
+        .args(["create", "/env", "--size", "10"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(d.path().join(".SHMDenv").exists());
+    let out = Command::new(BIN)
+        .env("TMPSHM_DIR", d.path())
+        .arg("doctor")
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("(from $TMPSHM_DIR)"));
+    let out = Command::new(BIN)
+        .env("TMPSHM_DIR", "relative/dir")
+        .arg("ls")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).starts_with("tmpshm: env relative/dir: EINVAL"));
+}
+
+#[test]
+fn demo_still_runs() {
+    let d = tempfile::tempdir().unwrap();
+    let out = ok(d.path(), &["demo", "/demo"]);
+    assert!(out.contains("second process"), "{out}");
+    assert!(!d.path().join(".SHMDdemo").exists());
+}

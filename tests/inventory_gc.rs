@@ -1,0 +1,223 @@
+//! Listing and stale-file collection: what `ls` reports, and that `gc` removes only what no
+//! live process holds, even while lockers come and go.
+
+use std::os::unix::fs::PermissionsExt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use nix::fcntl::{Flock, FlockArg};
+use tmpshm::{AuxKind, FileKind, LockState, OFlag, ShmDir, ShmOptions, Step};
+
+#[test]
+fn list_reports_objects_locks_and_temporary_files() {
+    let d = tempfile::tempdir().unwrap();
+    let shm = ShmDir::new(d.path());
+    ShmOptions::new()
+        .dir(shm.clone())
+        .size(123)
+        .mode(0o640)
+        .create("/obj")
+        .unwrap();
+    std::os::unix::fs::symlink("/nowhere", d.path().join(".SHMDplanted")).unwrap();
+    std::fs::write(d.path().join("unrelated"), b"x").unwrap();
+    std::fs::write(d.path().join(".SHMLobj"), b"").unwrap();
+    std::fs::write(d.path().join(".SHMT42.7"), b"").unwrap();
+    let held_file = std::fs::File::create(d.path().join(".SHMLbusy")).unwrap();
+    let held = Flock::lock(held_file, FlockArg::LockExclusive).unwrap();
+
+    let inv = shm.list().unwrap();
+    let names: Vec<_> = inv.objects.iter().map(|o| o.name.clone()).collect();
+    assert_eq!(names, ["/obj", "/planted"]);
+    let obj = &inv.objects[0];
+    assert_eq!(
+        (obj.kind, obj.size, obj.mode, obj.nlink),
+        (FileKind::Regular, 123, 0o640, 1)
+    );
+    assert_eq!(obj.uid, nix::unistd::geteuid().as_raw());
+    assert!(obj.modified.elapsed().unwrap().as_secs() < 3600);
+    assert_eq!(inv.objects[1].kind, FileKind::Symlink);
+
+    let by = |file: &str| {
+        inv.locks
+            .iter()
+            .find(|l| l.path == d.path().join(file))
+            .unwrap_or_else(|| panic!("{file} not listed: {:?}", inv.locks))
+    };
+    assert_eq!(
+        by(".SHMLbusy").state,
+        LockState::Held {
+            pid: Some(std::process::id())
+        }
+    );
+    assert_eq!(
+        by(".SHMLbusy").kind,
+        AuxKind::Lock {
+            name: "/busy".into()
+        }
+    );
+    assert_eq!(by(".SHMLobj").state, LockState::Stale);
+    assert_eq!(by(".SHMT42.7").kind, AuxKind::Temp);
+    assert_eq!(inv.locks.len(), 3);
+    // Listing disturbed nothing.
+    assert!(d.path().join(".SHMLobj").exists());
+    drop(held);
+
+    let st = shm.stat("/obj").unwrap();
+    assert_eq!((st.size, st.mode), (123, 0o640));
+    assert_eq!(
+        shm.stat("/none").unwrap_err().raw_os_error(),
+        Some(libc::ENOENT)
+    );
+    assert_eq!(
+        shm.stat("bad").unwrap_err().raw_os_error(),
+        Some(libc::EINVAL)
+    );
+    assert_eq!(
+        ShmDir::new(d.path().join("missing"))
+            .list()
+            .unwrap_err()
+            .raw_os_error(),
+        Some(libc::ENOENT)
+    );
+}
+
+#[test]
+fn gc_keeps_a_lock_held_at_that_moment() {
+    // The tracer runs while the creation lock is held: collect right then.
+    let d = tempfile::tempdir().unwrap();
+    let reports = Arc::new(Mutex::new(Vec::new()));
+    let sink = reports.clone();
+    let plain = ShmDir::new(d.path());
+    let traced = ShmDir::new(d.path()).trace(move |step| {
+        if let Step::LockAcquired { path } = step {
+            let r = plain.gc().unwrap();
+            sink.lock()
+                .unwrap()
+                .push((r.removed.clone(), r.held.clone(), path.exists()));
+        }
+    });
+    ShmOptions::new()
+        .dir(traced)
+        .size(10)
+        .create("/busy")
+        .unwrap();
+    let reports = reports.lock().unwrap();
+    assert_eq!(reports.len(), 1);
+    let (removed, held, existed) = &reports[0];
+    assert!(removed.is_empty(), "{removed:?}");
+    assert_eq!(held, &[d.path().join(".SHMLbusy")]);
+    assert!(existed);
+    assert!(
+        !d.path().join(".SHMLbusy").exists(),
+        "released locks leave no file"
+    );
+}
+
+#[test]
+fn gc_heals_an_object_left_with_two_links_by_a_crashed_creator() {
+    let d = tempfile::tempdir().unwrap();
+    let shm = ShmDir::new(d.path());
+    let opts = ShmOptions::new().dir(shm.clone()).size(64);
+    drop(opts.create("/half").unwrap());
+    // A creator killed between link() and unlink() of its temporary name.
+    std::fs::hard_link(d.path().join(".SHMDhalf"), d.path().join(".SHMT99999.0")).unwrap();
+    assert_eq!(
+        opts.open("/half").unwrap_err().raw_os_error(),
+        Some(libc::EPERM)
+    );
+    let report = shm.gc().unwrap();
+    assert_eq!(report.removed, [d.path().join(".SHMT99999.0")]);
+    assert_eq!(opts.open("/half").unwrap().len(), 64);
+}
+
+#[test]
+fn gc_refuses_what_is_not_ours_or_not_a_file() {
+    let d = tempfile::tempdir().unwrap();
+    let shm = ShmDir::new(d.path());
+    std::fs::create_dir(d.path().join(".SHMLdir")).unwrap();
+    nix::unistd::mkfifo(
+        &d.path().join(".SHMLfifo"),
+        nix::sys::stat::Mode::from_bits_truncate(0o600),
+    )
+    .unwrap();
+    let report = shm.gc().unwrap();
+    assert!(report.removed.is_empty());
+    assert_eq!(report.failed.len(), 2, "{:?}", report.failed);
+    assert!(d.path().join(".SHMLdir").exists() && d.path().join(".SHMLfifo").exists());
+
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skip (other user's lock file): needs root to chown");
+        return;
+    }
+    let other = d.path().join(".SHMLother");
+    std::fs::write(&other, b"").unwrap();
+    std::fs::set_permissions(&other, std::fs::Permissions::from_mode(0o644)).unwrap();
+    nix::unistd::chown(
+        &other,
+        Some(nix::unistd::Uid::from_raw(65534)),
+        Some(nix::unistd::Gid::from_raw(65534)),
+    )
+    .unwrap();
+    let report = shm.gc().unwrap();
+    assert!(report
+        .failed
+        .iter()
+        .any(|e| e.path() == other && e.raw_os_error() == Some(libc::EPERM)));
+    assert!(other.exists());
+    let report = shm.clone().cross_user(true).gc().unwrap();
+    assert_eq!(report.removed, std::slice::from_ref(&other));
+}
+
+#[test]
+fn gc_running_alongside_lockers_breaks_nothing() {
+    let d = tempfile::tempdir().unwrap();
+    let shm = ShmDir::new(d.path());
+    let stop = Arc::new(AtomicBool::new(false));
+    let collector = {
+        let (shm, stop) = (shm.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut removed = 0;
+            while !stop.load(Ordering::Relaxed) {
+                let r = shm.gc().unwrap();
+                assert!(r.failed.is_empty(), "{:?}", r.failed);
+                removed += r.removed.len();
+            }
+            removed
+        })
+    };
+    let workers: Vec<_> = (0..4)
+        .map(|i| {
+            let shm = shm.clone();
+            std::thread::spawn(move || {
+                // Half create the classic way (lock only), half sized (lock + temporary file).
+                let sized = ShmOptions::new().dir(shm.clone()).size(4096);
+                let flags = OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_RDWR;
+                for _ in 0..300 {
+                    let made = if i % 2 == 0 {
+                        sized.create("/busy").map(drop)
+                    } else {
+                        shm.open("/busy", flags, 0o600).map(drop)
+                    };
+                    match made {
+                        Ok(()) => {}
+                        Err(e) => assert_eq!(e.raw_os_error(), Some(libc::EEXIST), "{e}"),
+                    }
+                    match shm.unlink("/busy") {
+                        Ok(()) => {}
+                        Err(e) => assert_eq!(e.raw_os_error(), Some(libc::ENOENT), "{e}"),
+                    }
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        w.join().unwrap();
+    }
+    stop.store(true, Ordering::Relaxed);
+    collector.join().unwrap();
+    let left: Vec<_> = std::fs::read_dir(d.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+}

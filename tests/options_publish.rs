@@ -1,0 +1,348 @@
+//! `ShmOptions`: sized atomic publish (proved by processes hammering open during creation),
+//! exact modes, open checks, and the owner handle.
+
+use std::ffi::CString;
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+
+use tmpshm::{Access, Mapping, OFlag, ShmDir, ShmOptions};
+
+const SIZE: u64 = 1 << 16;
+
+fn opts(dir: &std::path::Path) -> ShmOptions {
+    ShmOptions::new().dir(ShmDir::new(dir)).size(SIZE)
+}
+
+/// What the hammering children saw: successful opens, and opens of a file of the wrong size.
+struct Seen {
+    opens: u64,
+    wrong_size: u64,
+}
+
+/// Forks `n` children that open `path` read-only and `fstat` it in a loop until `create_all`
+/// returns, then collects what they saw. Children use only raw syscalls (no allocation).
+fn hammer(n: usize, path: &std::path::Path, create_all: impl FnOnce()) -> Seen {
+    let cpath = CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+    let mut stop = [0i32; 2];
+    let mut report = [0i32; 2];
+    // SAFETY: pipe writes two fds into the arrays.
+    assert_eq!(unsafe { libc::pipe(stop.as_mut_ptr()) }, 0);
+    // SAFETY: as above.
+    assert_eq!(unsafe { libc::pipe(report.as_mut_ptr()) }, 0);
+    // SAFETY: fcntl on our own fd.
+    unsafe { libc::fcntl(stop[0], libc::F_SETFL, libc::O_NONBLOCK) };
+    let mut pids = Vec::new();
+    for _ in 0..n {
+        // SAFETY: the child runs only async-signal-safe syscalls on memory prepared before
+        // the fork, and ends with _exit.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0);
+        if pid == 0 {
+            // SAFETY: closing the child's copies of the parent's ends, so that the stop pipe
+            // reports end-of-file once the parent closes its write end.
+            unsafe {
+                libc::close(stop[1]);
+                libc::close(report[0]);
+            }
+            let (mut opens, mut wrong) = (0u64, 0u64);
+            let mut byte = 0u8;
+            let started = now_secs();
+            // A hang guard: never spin longer than five minutes, whatever happens.
+            while now_secs() - started < 300 {
+                // SAFETY: reading one byte into a local; the pipe is non-blocking.
+                let r = unsafe { libc::read(stop[0], (&mut byte as *mut u8).cast(), 1) };
+                if r == 0 {
+                    break; // the parent closed its end: done
+                }
+                // SAFETY: cpath is a valid C string; the fd is closed below.
+                let fd = unsafe { libc::open(cpath.as_ptr(), libc::O_RDONLY | libc::O_NOFOLLOW) };
+                if fd >= 0 {
+                    // SAFETY: st is a plain out-parameter for fstat.
+                    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+                    // SAFETY: fd is open; st is writable.
+                    if unsafe { libc::fstat(fd, &mut st) } == 0 {
+                        opens += 1;
+                        if st.st_size as u64 != SIZE {
+                            wrong += 1;
+                        }
+                    }
+                    // SAFETY: our own fd.
+                    unsafe { libc::close(fd) };
+                }
+            }
+            let mut out = [0u8; 16];
+            out[..8].copy_from_slice(&opens.to_ne_bytes());
+            out[8..].copy_from_slice(&wrong.to_ne_bytes());
+            // SAFETY: writing 16 bytes from a local array to our pipe, then exiting.
+            unsafe {
+                libc::write(report[1], out.as_ptr().cast(), out.len());
+                libc::_exit(0)
+            }
+        }
+        pids.push(pid);
+    }
+    // SAFETY: closing our copies of the child ends.
+    unsafe {
+        libc::close(stop[0]);
+        libc::close(report[1]);
+    }
+    create_all();
+    // SAFETY: closing the write end tells the children to stop.
+    unsafe { libc::close(stop[1]) };
+    let mut seen = Seen {
+        opens: 0,
+        wrong_size: 0,
+    };
+    for pid in pids {
+        let mut status = 0;
+        // SAFETY: waiting for our own child.
+        assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+        assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0);
+    }
+    // SAFETY: taking ownership of the read end, closed by the File.
+    let mut r = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(report[0]) });
+    let mut buf = [0u8; 16];
+    while std::io::Read::read_exact(&mut r, &mut buf).is_ok() {
+        seen.opens += u64::from_ne_bytes(buf[..8].try_into().unwrap());
+        seen.wrong_size += u64::from_ne_bytes(buf[8..].try_into().unwrap());
+    }
+    seen
+}
+
+/// CLOCK_MONOTONIC seconds, async-signal-safe (for the forked children).
+fn now_secs() -> i64 {
+    // SAFETY: ts is a plain out-parameter.
+    let mut ts: libc::timespec = unsafe { std::mem::zeroed() };
+    // SAFETY: ts is writable.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as i64
+}
+
+fn rounds() -> usize {
+    // The long form: TMPSHM_HAMMER_ROUNDS=20000 cargo test --test options_publish
+    std::env::var("TMPSHM_HAMMER_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(400)
+}
+
+#[test]
+fn openers_never_see_a_created_object_smaller_than_its_size() {
+    let d = tempfile::tempdir().unwrap();
+    let o = opts(d.path());
+    let path = d.path().join(".SHMDhammer");
+    let seen = hammer(3, &path, || {
+        for _ in 0..rounds() {
+            let shm = o.create("/hammer").unwrap();
+            shm.unlink().unwrap();
+        }
+    });
+    assert_eq!(seen.wrong_size, 0, "an opener saw a half-made object");
+    assert!(
+        seen.opens > 0,
+        "the openers never saw the object: the test proved nothing"
+    );
+    let left: Vec<_> = std::fs::read_dir(d.path()).unwrap().collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+/// The control: the same hammer does catch the classic open-then-ftruncate creation.
+/// Ignored by default because it depends on scheduling; run with `-- --ignored`.
+#[test]
+#[ignore]
+fn control_hammer_catches_the_naive_creation() {
+    let d = tempfile::tempdir().unwrap();
+    let shm = ShmDir::new(d.path());
+    let path = d.path().join(".SHMDnaive");
+    let seen = hammer(3, &path, || {
+        for _ in 0..rounds() {
+            let fd = shm
+                .open("/naive", OFlag::O_CREAT | OFlag::O_RDWR, 0o600)
+                .unwrap();
+            std::thread::sleep(std::time::Duration::from_micros(200));
+            nix::unistd::ftruncate(&fd, SIZE as i64).unwrap();
+            shm.unlink("/naive").unwrap();
+        }
+    });
+    assert!(seen.wrong_size > 0, "opens {}", seen.opens);
+}
+
+#[test]
+fn mode_is_exact_whatever_the_umask() {
+    let d = tempfile::tempdir().unwrap();
+    // SAFETY: umask only sets the process's mask; the old one is restored below.
+    let old = unsafe { libc::umask(0o077) };
+    let r = opts(d.path()).mode(0o664).create("/mode");
+    // SAFETY: as above.
+    unsafe { libc::umask(old) };
+    let shm = r.unwrap();
+    let meta = std::fs::metadata(shm.path()).unwrap();
+    assert_eq!(meta.permissions().mode() & 0o7777, 0o664);
+    assert_eq!(meta.len(), SIZE);
+    assert_eq!(meta.nlink(), 1);
+    assert!(shm.created());
+}
+
+#[test]
+fn bad_requests_are_refused_before_touching_anything() {
+    let d = tempfile::tempdir().unwrap();
+    let no_size = ShmOptions::new().dir(ShmDir::new(d.path()));
+    let e = no_size.create("/x").unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::EINVAL));
+    assert!(e.to_string().contains("needs a size"), "{e}");
+    assert_eq!(
+        no_size.open_or_create("/x").unwrap_err().raw_os_error(),
+        Some(libc::EINVAL)
+    );
+    let e = opts(d.path()).mode(0o4755).create("/x").unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::EINVAL));
+    for bad in ["x", "/a/b", "/", ""] {
+        assert_eq!(
+            opts(d.path()).create(bad).unwrap_err().raw_os_error(),
+            Some(libc::EINVAL),
+            "{bad:?}"
+        );
+    }
+    assert_eq!(
+        opts(d.path()).create("/a\0b").unwrap_err().raw_os_error(),
+        Some(libc::EINVAL)
+    );
+    assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 0);
+}
+
+#[test]
+fn create_on_a_taken_name_is_eexist_and_leaves_no_temporary_file() {
+    let d = tempfile::tempdir().unwrap();
+    let o = opts(d.path());
+    let first = o.create("/taken").unwrap();
+    let e = o.create("/taken").unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::EEXIST));
+    assert!(e.to_string().contains(".SHMDtaken"), "{e}");
+    // A symbolic link counts as taken, and is not followed.
+    std::os::unix::fs::symlink("/etc/passwd", d.path().join(".SHMDlink")).unwrap();
+    assert_eq!(
+        o.create("/link").unwrap_err().raw_os_error(),
+        Some(libc::EEXIST)
+    );
+    let names: Vec<_> = std::fs::read_dir(d.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert!(
+        names
+            .iter()
+            .all(|n| !n.starts_with(".SHMT") && !n.starts_with(".SHML")),
+        "{names:?}"
+    );
+    drop(first);
+}
+
+#[test]
+fn open_checks_the_size_and_open_or_create_never_returns_a_small_object() {
+    let d = tempfile::tempdir().unwrap();
+    let shm = ShmDir::new(d.path());
+    // Made the classic way, not yet sized.
+    drop(
+        shm.open("/small", OFlag::O_CREAT | OFlag::O_RDWR, 0o600)
+            .unwrap(),
+    );
+    let e = opts(d.path()).open("/small").unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::EINVAL));
+    assert!(e.to_string().contains("0 bytes long"), "{e}");
+    assert_eq!(
+        opts(d.path())
+            .open_or_create("/small")
+            .unwrap_err()
+            .raw_os_error(),
+        Some(libc::EINVAL)
+    );
+    // Without a size, open takes it as it is, and mapping it is a clear error.
+    let any = ShmOptions::new().dir(shm.clone()).open("/small").unwrap();
+    assert!(any.is_empty());
+    assert_eq!(
+        any.map(Access::ReadOnly).unwrap_err().raw_os_error(),
+        Some(libc::EINVAL)
+    );
+
+    let made = opts(d.path()).open_or_create("/ooc").unwrap();
+    assert!(made.created());
+    assert_eq!(made.len(), SIZE);
+    let again = opts(d.path())
+        .read_only(true)
+        .open_or_create("/ooc")
+        .unwrap();
+    assert!(!again.created());
+    assert_eq!(
+        again.map(Access::ReadWrite).unwrap_err().raw_os_error(),
+        Some(libc::EACCES)
+    );
+    made.map(Access::ReadWrite)
+        .unwrap()
+        .write_at(0, b"x")
+        .unwrap();
+    let mut b = [0u8; 1];
+    again
+        .map(Access::ReadOnly)
+        .unwrap()
+        .read_at(0, &mut b)
+        .unwrap();
+    assert_eq!(&b, b"x");
+    assert_eq!(
+        opts(d.path()).open("/absent").unwrap_err().raw_os_error(),
+        Some(libc::ENOENT)
+    );
+}
+
+#[test]
+fn owner_handle_unlinks_on_drop_only_its_own_object() {
+    let d = tempfile::tempdir().unwrap();
+    let o = opts(d.path());
+    let owned = o.clone().unlink_on_drop(true).create("/own").unwrap();
+    assert!(owned.unlinks_on_drop());
+    let path = owned.path().to_path_buf();
+    drop(owned);
+    assert!(!path.exists());
+
+    // Replaced behind its back: the drop leaves the new object alone.
+    let owned = o.clone().unlink_on_drop(true).create("/own").unwrap();
+    ShmDir::new(d.path()).unlink("/own").unwrap();
+    let newcomer = o.create("/own").unwrap();
+    drop(owned);
+    assert!(path.exists());
+    drop(newcomer);
+
+    // into_fd gives up ownership; the fd still works with memmap2 (AsFd).
+    let fd = o
+        .clone()
+        .unlink_on_drop(true)
+        .open("/own")
+        .unwrap()
+        .into_fd();
+    assert!(path.exists());
+    // SAFETY: nobody else maps or truncates this object during the test.
+    let m = unsafe { memmap2::MmapOptions::new().len(4).map(fd.as_raw_fd()) }.unwrap();
+    assert_eq!(&m[..], &[0, 0, 0, 0]);
+    let mapped = Mapping::new(&fd, SIZE as usize, Access::ReadOnly).unwrap();
+    assert_eq!(mapped.len(), SIZE as usize);
+
+    let mut kept = o.open("/own").unwrap();
+    kept.set_unlink_on_drop(true);
+    assert!(kept.grow_to(SIZE * 2).unwrap());
+    assert!(!kept.grow_to(1).unwrap());
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), SIZE * 2);
+    drop(kept);
+    assert!(!path.exists());
+}
+
+#[test]
+fn the_returned_fd_names_the_real_file_not_the_temporary_one() {
+    let d = tempfile::tempdir().unwrap();
+    let shm = opts(d.path()).create("/named").unwrap();
+    let fd = shm.as_fd().as_raw_fd();
+    let link = std::fs::read_link(format!("/proc/self/fd/{fd}"));
+    if let Ok(target) = link {
+        assert_eq!(target, d.path().join(".SHMDnamed"));
+    } else {
+        eprintln!("skip: /proc/self/fd is not available here");
+    }
+}
