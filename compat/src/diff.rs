@@ -1,0 +1,714 @@
+//! The differential suite: the same operation, from the same prior state, on the native
+//! `shm_open` (in `/dev/shm`, unique names) and on tmpshm (in its own directory), compared
+//! by what a caller can observe.
+//!
+//! A case is a name x an operation x a prior state. Its observation on each side is the
+//! result (an fd's file type, size, mode, `FD_CLOEXEC`, access mode and first bytes, or the
+//! errno) and what a read-only reopen shows afterwards. Every difference must be explained by
+//! an entry of the divergence table ([`crate::table`]), and every entry that applies to the
+//! pass must explain at least one difference: a fixed divergence makes its entry fail.
+
+use std::collections::BTreeMap;
+use std::ffi::{CStr, CString};
+use std::fmt;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+
+use nix::errno::Errno;
+use nix::sys::stat::fstat;
+use nix::sys::uio::{pread, pwrite};
+use tmpshm::{OFlag, ShmDir};
+
+use crate::oracle::Native;
+use crate::table::{result_matches, selects, Table};
+
+/// One implementation under comparison.
+#[derive(Debug, Clone)]
+pub enum Side {
+    /// libc's `shm_open`, in `/dev/shm`.
+    Native(Native),
+    /// tmpshm in a directory of its own (illumos layout).
+    Tmpshm(ShmDir),
+}
+
+impl Side {
+    /// `shm_open(name, oflag, mode)` on this side.
+    ///
+    /// # Errors
+    /// The errno this side answers.
+    ///
+    /// # Example
+    /// ```
+    /// use tmpshm_compat::diff::Side;
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let side = Side::Tmpshm(tmpshm::ShmDir::new(dir.path()));
+    /// assert_eq!(side.open(c"/x", libc::O_RDONLY, 0).unwrap_err(), nix::errno::Errno::ENOENT);
+    /// ```
+    pub fn open(&self, name: &CStr, oflag: i32, mode: u32) -> Result<OwnedFd, Errno> {
+        match self {
+            Side::Native(n) => n.open(name, oflag, mode),
+            Side::Tmpshm(d) => Ok(d.open(name, OFlag::from_bits_retain(oflag), mode)?),
+        }
+    }
+
+    /// `shm_unlink(name)` on this side.
+    ///
+    /// # Errors
+    /// The errno this side answers.
+    ///
+    /// # Example
+    /// ```
+    /// use tmpshm_compat::diff::Side;
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let side = Side::Tmpshm(tmpshm::ShmDir::new(dir.path()));
+    /// assert_eq!(side.unlink(c"/x").unwrap_err(), nix::errno::Errno::ENOENT);
+    /// ```
+    pub fn unlink(&self, name: &CStr) -> Result<(), Errno> {
+        match self {
+            Side::Native(n) => n.unlink(name),
+            Side::Tmpshm(d) => Ok(d.unlink(name)?),
+        }
+    }
+}
+
+/// What a caller can see of an fd, or the errno it got instead.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// An fd: file type letter (`f` regular, `d` directory, `?` other), size, mode bits
+    /// (`& 0o7777`), `FD_CLOEXEC`, access mode, and the first bytes (when readable).
+    Fd {
+        /// `f`, `d` or `?`.
+        kind: char,
+        /// `st_size`.
+        size: i64,
+        /// `st_mode & 0o7777`.
+        mode: u32,
+        /// `FD_CLOEXEC` is set.
+        cloexec: bool,
+        /// `O_ACCMODE` of the file status flags.
+        access: i32,
+        /// Up to 16 bytes read at offset 0, or `None` when the fd cannot be read.
+        data: Option<Vec<u8>>,
+    },
+    /// Success without an fd (`shm_unlink`).
+    Done,
+    /// Failure.
+    Err(Errno),
+}
+
+impl Outcome {
+    /// Observes an open result.
+    ///
+    /// # Example
+    /// ```
+    /// use tmpshm_compat::diff::Outcome;
+    /// let o = Outcome::of_fd(Err(nix::errno::Errno::ENOENT));
+    /// assert_eq!(o.summary(), "ENOENT");
+    /// ```
+    pub fn of_fd(r: Result<OwnedFd, Errno>) -> Outcome {
+        match r {
+            Ok(fd) => Outcome::of(fd.as_fd()),
+            Err(e) => Outcome::Err(e),
+        }
+    }
+
+    /// Observes an fd that stays open.
+    ///
+    /// # Example
+    /// ```
+    /// use std::os::fd::AsFd;
+    /// let f = tempfile::tempfile().unwrap();
+    /// let o = tmpshm_compat::diff::Outcome::of(f.as_fd());
+    /// assert!(o.to_string().starts_with("fd(f size=0"));
+    /// ```
+    pub fn of(fd: BorrowedFd<'_>) -> Outcome {
+        let Ok(st) = fstat(fd) else {
+            return Outcome::Err(Errno::EBADF);
+        };
+        let kind = match st.st_mode & libc::S_IFMT {
+            libc::S_IFREG => 'f',
+            libc::S_IFDIR => 'd',
+            _ => '?',
+        };
+        // SAFETY: fcntl on a live borrowed fd, with commands that only read flags.
+        let (fdflags, flflags) = unsafe {
+            (
+                libc::fcntl(fd.as_raw_fd(), libc::F_GETFD),
+                libc::fcntl(fd.as_raw_fd(), libc::F_GETFL),
+            )
+        };
+        let mut buf = [0u8; 16];
+        let data = match pread(fd, &mut buf, 0) {
+            Ok(n) => Some(buf[..n].to_vec()),
+            Err(_) => None,
+        };
+        Outcome::Fd {
+            kind,
+            size: st.st_size,
+            mode: st.st_mode & 0o7777,
+            cloexec: fdflags >= 0 && fdflags & libc::FD_CLOEXEC != 0,
+            access: flflags & libc::O_ACCMODE,
+            data,
+        }
+    }
+
+    /// `ok` or the errno's name, as the table writes results.
+    ///
+    /// # Example
+    /// ```
+    /// assert_eq!(tmpshm_compat::diff::Outcome::Done.summary(), "ok");
+    /// ```
+    pub fn summary(&self) -> String {
+        match self {
+            Outcome::Err(e) => format!("{e:?}"),
+            _ => "ok".to_string(),
+        }
+    }
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Outcome::Fd {
+                kind,
+                size,
+                mode,
+                cloexec,
+                access,
+                data,
+            } => {
+                let acc = match *access {
+                    libc::O_RDONLY => "RDONLY",
+                    libc::O_WRONLY => "WRONLY",
+                    libc::O_RDWR => "RDWR",
+                    _ => "?",
+                };
+                write!(
+                    f,
+                    "fd({kind} size={size} mode={mode:o} cloexec={cloexec} {acc} data={})",
+                    match data {
+                        Some(d) => format!("{:?}", String::from_utf8_lossy(d)),
+                        None => "-".to_string(),
+                    }
+                )
+            }
+            Outcome::Done => write!(f, "ok"),
+            Outcome::Err(e) => write!(f, "{e:?}"),
+        }
+    }
+}
+
+/// The result of one case on one side, and what a read-only reopen shows after it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Observation {
+    /// The operation's own outcome.
+    pub result: Outcome,
+    /// `open(name, O_RDONLY)` right after.
+    pub after: Outcome,
+}
+
+/// A name of the matrix: bytes, class id, words for selectors, and length class.
+#[derive(Debug, Clone)]
+pub struct Name {
+    /// The class (`ordinary`, `no-slash`, `len251`, ...).
+    pub id: String,
+    /// The bytes passed to `shm_open`.
+    pub bytes: CString,
+    /// Words a table selector may use.
+    pub words: Vec<&'static str>,
+    /// Bytes after the leading slash, for length classes.
+    pub len: Option<usize>,
+}
+
+/// The length classes: bytes after the slash, around tmpshm's limit (250 on a file system with
+/// `NAME_MAX` 255), glibc's (255 and 259), and `PATH_MAX`.
+pub const LENGTHS: &[usize] = &[
+    249, 250, 251, 252, 254, 255, 256, 257, 259, 260, 261, 1000, 4095, 4096, 5000,
+];
+
+/// The names of the matrix; `tag` makes them unique to this run.
+///
+/// # Example
+/// ```
+/// let names = tmpshm_compat::diff::names("t1");
+/// assert!(names.iter().any(|n| n.id == "dotdot" && n.bytes.as_bytes() == b"/.."));
+/// ```
+pub fn names(tag: &str) -> Vec<Name> {
+    let mk = |id: &str, bytes: Vec<u8>, words: &[&'static str]| Name {
+        id: id.to_string(),
+        bytes: CString::new(bytes).expect("no NUL in matrix names"),
+        words: words.to_vec(),
+        len: None,
+    };
+    let u = |i: usize| format!("tsc-{tag}-{i}").into_bytes();
+    let cat = |parts: &[&[u8]]| parts.concat();
+    let mut v = vec![
+        mk("ordinary", cat(&[b"/", &u(0)]), &["ordinary", "valid"]),
+        mk("no-slash", u(1), &["no-slash"]),
+        mk("double-slash", cat(&[b"//", &u(2)]), &["double-slash"]),
+        mk("inner-slash", cat(&[b"/", &u(3), b"/x"]), &["inner-slash"]),
+        mk(
+            "trailing-slash",
+            cat(&[b"/", &u(4), b"/"]),
+            &["trailing-slash"],
+        ),
+        mk("empty", Vec::new(), &["empty"]),
+        mk("slash", b"/".to_vec(), &["slash"]),
+        mk("dot", b"/.".to_vec(), &["dot"]),
+        mk("dotdot", b"/..".to_vec(), &["dotdot"]),
+        mk(
+            "non-utf8",
+            cat(&[b"/", &u(5), b"\xff\xfe"]),
+            &["non-utf8", "valid"],
+        ),
+        mk(
+            "space-newline",
+            cat(&[b"/", &u(6), b" \n"]),
+            &["space-newline", "valid"],
+        ),
+        mk(
+            "leading-dot",
+            cat(&[b"/.", &u(7)]),
+            &["leading-dot", "valid"],
+        ),
+    ];
+    for (i, &len) in LENGTHS.iter().enumerate() {
+        let mut rest = u(100 + i);
+        rest.resize(len, b'x');
+        let mut n = mk(&format!("len{len}"), cat(&[b"/", &rest]), &["len"]);
+        n.len = Some(len);
+        v.push(n);
+    }
+    v
+}
+
+/// An operation of the matrix.
+#[derive(Debug, Clone)]
+pub struct Op {
+    /// Label, e.g. `RDWR|CREAT|EXCL` or `RDWR|CREAT mode=1640` or `unlink`.
+    pub label: String,
+    /// `Some((oflag, mode))` for an open, `None` for `shm_unlink`.
+    pub open: Option<(i32, u32)>,
+}
+
+impl Op {
+    fn words(&self) -> Vec<&str> {
+        self.label.split(['|', ' ']).collect()
+    }
+}
+
+/// The mode used for creation unless an operation says otherwise.
+pub const CREATE_MODE: u32 = 0o640;
+
+/// The operations: every access mode with every subset of `O_CREAT`, `O_EXCL`, `O_TRUNC`;
+/// extra flags and mode bits; `shm_unlink`.
+///
+/// # Example
+/// ```
+/// let ops = tmpshm_compat::diff::ops();
+/// assert!(ops.iter().any(|o| o.label == "WRONLY|CREAT|EXCL|TRUNC"));
+/// ```
+pub fn ops() -> Vec<Op> {
+    let mut v = Vec::new();
+    for (acc, an) in [
+        (libc::O_RDONLY, "RDONLY"),
+        (libc::O_WRONLY, "WRONLY"),
+        (libc::O_RDWR, "RDWR"),
+    ] {
+        for bits in 0..8u32 {
+            let mut f = acc;
+            let mut label = an.to_string();
+            for (i, (flag, fname)) in [
+                (libc::O_CREAT, "CREAT"),
+                (libc::O_EXCL, "EXCL"),
+                (libc::O_TRUNC, "TRUNC"),
+            ]
+            .into_iter()
+            .enumerate()
+            {
+                if bits & (1 << i) != 0 {
+                    f |= flag;
+                    label = format!("{label}|{fname}");
+                }
+            }
+            v.push(Op {
+                label,
+                open: Some((f, CREATE_MODE)),
+            });
+        }
+    }
+    let extra = [
+        ("RDWR|CREAT mode=1640", libc::O_RDWR | libc::O_CREAT, 0o1640),
+        ("RDWR|CREAT mode=4640", libc::O_RDWR | libc::O_CREAT, 0o4640),
+        (
+            "RDWR|CREAT mode=100640",
+            libc::O_RDWR | libc::O_CREAT,
+            0o100640,
+        ),
+        ("RDWR|CLOEXEC", libc::O_RDWR | libc::O_CLOEXEC, 0),
+        ("RDWR|NOFOLLOW", libc::O_RDWR | libc::O_NOFOLLOW, 0),
+        ("RDWR|APPEND", libc::O_RDWR | libc::O_APPEND, 0),
+        (
+            "RDWR|CREAT|APPEND",
+            libc::O_RDWR | libc::O_CREAT | libc::O_APPEND,
+            CREATE_MODE,
+        ),
+        ("RDONLY|NONBLOCK", libc::O_RDONLY | libc::O_NONBLOCK, 0),
+    ];
+    for (label, f, mode) in extra {
+        v.push(Op {
+            label: label.to_string(),
+            open: Some((f, mode)),
+        });
+    }
+    v.push(Op {
+        label: "unlink".to_string(),
+        open: None,
+    });
+    v
+}
+
+/// A prior state of the object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    /// No object.
+    Absent,
+    /// Created with mode 0600, size 0.
+    Present,
+    /// Mode 0600 holding [`SEED`].
+    Data,
+    /// Mode 0400 holding [`SEED`].
+    ReadOnly,
+    /// Mode 0600 holding [`SEED`], owned by uid/gid [`FOREIGN_UID`] (needs root).
+    Foreign,
+    /// As [`State::Foreign`], with tmpshm's cross-user sharing on (`TMPSHM_CROSS_USER=1`):
+    /// then tmpshm must behave as glibc does, so no table entry may name this state.
+    ForeignShared,
+}
+
+/// What a prior state's object holds.
+pub const SEED: &[u8] = b"seed-data";
+/// The other user of the [`State::Foreign`] state.
+pub const FOREIGN_UID: u32 = 65534;
+
+impl State {
+    /// All states.
+    pub const ALL: [State; 6] = [
+        State::Absent,
+        State::Present,
+        State::Data,
+        State::ReadOnly,
+        State::Foreign,
+        State::ForeignShared,
+    ];
+
+    /// The word tables use.
+    pub fn word(self) -> &'static str {
+        match self {
+            State::Absent => "absent",
+            State::Present => "present",
+            State::Data => "data",
+            State::ReadOnly => "readonly",
+            State::Foreign => "foreign",
+            State::ForeignShared => "foreign-shared",
+        }
+    }
+
+    /// Owned by [`FOREIGN_UID`]: needs root to build.
+    pub fn foreign(self) -> bool {
+        matches!(self, State::Foreign | State::ForeignShared)
+    }
+
+    /// Builds the state on one side.
+    fn setup(self, side: &Side, name: &CStr) -> Result<(), Errno> {
+        if self == State::Absent {
+            return Ok(());
+        }
+        let mode = if self == State::ReadOnly {
+            0o400
+        } else {
+            0o600
+        };
+        let fd = side.open(name, libc::O_RDWR | libc::O_CREAT | libc::O_EXCL, mode)?;
+        if self != State::Present {
+            pwrite(fd.as_fd(), SEED, 0)?;
+        }
+        if self.foreign() {
+            // fchown: the fd is the file this side created, whatever path it chose.
+            let id = (
+                nix::unistd::Uid::from_raw(FOREIGN_UID),
+                nix::unistd::Gid::from_raw(FOREIGN_UID),
+            );
+            nix::unistd::fchown(&fd, Some(id.0), Some(id.1))?;
+        }
+        Ok(())
+    }
+}
+
+/// Runs one operation on one side and observes it.
+///
+/// # Example
+/// ```
+/// use tmpshm_compat::diff::{observe, ops, Side};
+/// let dir = tempfile::tempdir().unwrap();
+/// let side = Side::Tmpshm(tmpshm::ShmDir::new(dir.path()));
+/// let unlink = ops().pop().unwrap();
+/// assert_eq!(observe(&side, c"/x", &unlink).result.summary(), "ENOENT");
+/// ```
+pub fn observe(side: &Side, name: &CStr, op: &Op) -> Observation {
+    let result = match op.open {
+        Some((flags, mode)) => Outcome::of_fd(side.open(name, flags, mode)),
+        None => match side.unlink(name) {
+            Ok(()) => Outcome::Done,
+            Err(e) => Outcome::Err(e),
+        },
+    };
+    let after = Outcome::of_fd(side.open(name, libc::O_RDONLY, 0));
+    Observation { result, after }
+}
+
+/// Which user runs a pass: `root` can set up foreign-owned objects and bypasses modes;
+/// `user` (any other uid) sees modes enforced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pass {
+    /// euid 0.
+    Root,
+    /// Any other euid.
+    User,
+}
+
+impl Pass {
+    /// The pass for this process's euid.
+    pub fn current() -> Pass {
+        if nix::unistd::geteuid().is_root() {
+            Pass::Root
+        } else {
+            Pass::User
+        }
+    }
+
+    fn word(self) -> &'static str {
+        match self {
+            Pass::Root => "root",
+            Pass::User => "user",
+        }
+    }
+}
+
+/// One case where the two sides differ.
+#[derive(Debug, Clone)]
+pub struct Divergence {
+    /// Name class, operation label, state word.
+    pub case: (String, String, &'static str),
+    /// Native observation.
+    pub native: Observation,
+    /// tmpshm observation.
+    pub tmpshm: Observation,
+    /// The table entry that explains it, if any.
+    pub explained_by: Option<String>,
+}
+
+/// The outcome of a pass.
+#[derive(Debug, Clone)]
+pub struct Report {
+    /// The pass.
+    pub pass: Pass,
+    /// Cases run on both sides.
+    pub cases: usize,
+    /// Cases skipped because the prior state could not be built on both sides.
+    pub skipped: usize,
+    /// Why whole states were skipped.
+    pub notes: Vec<String>,
+    /// Every divergence.
+    pub divergences: Vec<Divergence>,
+    /// Entries that apply to this pass, with how many divergences each explains.
+    pub uses: BTreeMap<String, usize>,
+}
+
+impl Report {
+    /// Divergences no entry explains.
+    pub fn unexplained(&self) -> Vec<&Divergence> {
+        self.divergences
+            .iter()
+            .filter(|d| d.explained_by.is_none())
+            .collect()
+    }
+
+    /// Entries that apply to this pass but explain nothing: the divergence is gone.
+    pub fn stale(&self) -> Vec<&str> {
+        self.uses
+            .iter()
+            .filter(|(_, &n)| n == 0)
+            .map(|(id, _)| id.as_str())
+            .collect()
+    }
+
+    /// No unexplained divergence and no stale entry.
+    pub fn ok(&self) -> bool {
+        self.unexplained().is_empty() && self.stale().is_empty()
+    }
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "pass {}: {} cases, {} divergences; {} skipped (the prior state needs a name both sides accept)",
+            self.pass.word(),
+            self.cases,
+            self.divergences.len(),
+            self.skipped
+        )?;
+        for n in &self.notes {
+            writeln!(f, "  note: {n}")?;
+        }
+        for (id, n) in &self.uses {
+            writeln!(f, "  [{id}] explains {n}")?;
+        }
+        for d in self.unexplained() {
+            writeln!(
+                f,
+                "  UNEXPLAINED {} / {} / {}: native {} then {}; tmpshm {} then {}",
+                d.case.0,
+                d.case.1,
+                d.case.2,
+                d.native.result,
+                d.native.after,
+                d.tmpshm.result,
+                d.tmpshm.after
+            )?;
+        }
+        for id in self.stale() {
+            writeln!(
+                f,
+                "  STALE [{id}]: applies to this pass but no longer diverges"
+            )?;
+        }
+        Ok(())
+    }
+}
+
+fn cleanup(side: &Side, name: &CStr) {
+    // Ignore the result: most cases leave nothing behind.
+    let _ = side.unlink(name);
+}
+
+/// Runs the whole matrix in this process as its current user and checks it against `table`.
+/// Sets the umask to 022 (both sides then see the same mode rule).
+///
+/// # Errors
+/// A message when libc's functions or a temporary directory are unavailable.
+///
+/// # Example
+/// ```no_run
+/// let table = tmpshm_compat::table::Table::parse(tmpshm_compat::table::SOURCE)?;
+/// let report = tmpshm_compat::diff::run(&table)?;
+/// assert!(report.ok(), "{report}");
+/// # Ok::<(), String>(())
+/// ```
+pub fn run(table: &Table) -> Result<Report, String> {
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o022));
+    let pass = Pass::current();
+    let oracle = Native::get()?;
+    let native = Side::Native(oracle);
+    let dir = tempfile::Builder::new()
+        .prefix("tmpshm-compat-")
+        .tempdir()
+        .map_err(|e| format!("temporary directory: {e}"))?;
+    let tmpshm = Side::Tmpshm(ShmDir::new(dir.path()));
+    let tmpshm_shared = Side::Tmpshm(ShmDir::new(dir.path()).cross_user(true));
+    let tag = format!("{}{}", std::process::id(), pass.word());
+    let mut report = Report {
+        pass,
+        cases: 0,
+        skipped: 0,
+        notes: vec![format!(
+            "native: glibc {} ({}), in /dev/shm; tmpshm: {}",
+            Native::libc_version(),
+            oracle.defining_object()?.display(),
+            dir.path().display()
+        )],
+        divergences: Vec::new(),
+        uses: table
+            .entries
+            .iter()
+            .filter(|e| e.user == "*" || e.user == pass.word())
+            .map(|e| (e.id.clone(), 0))
+            .collect(),
+    };
+    let states: Vec<State> = State::ALL
+        .into_iter()
+        .filter(|&s| {
+            if s.foreign() && pass != Pass::Root {
+                report.notes.push(format!(
+                    "state {} skipped: chown to uid {FOREIGN_UID} needs root",
+                    s.word()
+                ));
+                return false;
+            }
+            true
+        })
+        .collect();
+    let ops = ops();
+    for name in names(&tag) {
+        let n = name.bytes.as_c_str();
+        for &state in &states {
+            let ours = if state == State::ForeignShared {
+                &tmpshm_shared
+            } else {
+                &tmpshm
+            };
+            for op in &ops {
+                cleanup(&native, n);
+                cleanup(ours, n);
+                let built = (state.setup(&native, n), state.setup(ours, n));
+                if built.0.is_err() || built.1.is_err() {
+                    report.skipped += 1;
+                    continue;
+                }
+                report.cases += 1;
+                let a = observe(&native, n, op);
+                let b = observe(ours, n, op);
+                if a != b {
+                    let explained_by = explain(table, pass, &name, op, state, &a, &b);
+                    if let Some(id) = &explained_by {
+                        *report.uses.entry(id.clone()).or_default() += 1;
+                    }
+                    report.divergences.push(Divergence {
+                        case: (name.id.clone(), op.label.clone(), state.word()),
+                        native: a,
+                        tmpshm: b,
+                        explained_by,
+                    });
+                }
+            }
+        }
+        cleanup(&native, n);
+        cleanup(&tmpshm, n);
+    }
+    Ok(report)
+}
+
+/// The first entry of `table` that covers this divergence.
+pub(crate) fn explain(
+    table: &Table,
+    pass: Pass,
+    name: &Name,
+    op: &Op,
+    state: State,
+    native: &Observation,
+    tmpshm: &Observation,
+) -> Option<String> {
+    let (nr, tr) = (native.result.summary(), tmpshm.result.summary());
+    table
+        .entries
+        .iter()
+        .find(|e| {
+            (e.user == "*" || e.user == pass.word())
+                && selects(&e.names, &name.words, name.len)
+                && selects(&e.ops, &op.words(), None)
+                && selects(&e.states, &[state.word()], None)
+                && result_matches(&e.native, &nr)
+                && result_matches(&e.tmpshm, &tr)
+        })
+        .map(|e| e.id.clone())
+}

@@ -1,0 +1,160 @@
+//! The system's own `shm_open`/`shm_unlink`, reached on purpose.
+//!
+//! This crate exports symbols named `shm_open` and `shm_unlink` (see [`crate::ffi`]). In any
+//! binary that links it, a plain call to `libc::shm_open` may bind to that export instead of
+//! libc's, and a differential test would then compare tmpshm with itself. So the oracle never
+//! names the symbol at link time: it asks the dynamic loader for the definition inside the
+//! already loaded `libc.so.6` (`dlopen(RTLD_NOLOAD)` + `dlsym` on that handle, which searches
+//! libc and its own dependencies only).
+
+use std::ffi::{CStr, OsStr};
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use libc::{c_char, c_int, c_void, mode_t};
+use nix::errno::Errno;
+
+type OpenFn = unsafe extern "C" fn(*const c_char, c_int, mode_t) -> c_int;
+type UnlinkFn = unsafe extern "C" fn(*const c_char) -> c_int;
+
+/// libc's `shm_open` and `shm_unlink`, and the file that defines them.
+#[derive(Clone, Copy)]
+pub struct Native {
+    open: OpenFn,
+    unlink: UnlinkFn,
+}
+
+impl std::fmt::Debug for Native {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Native")
+            .field("open", &(self.open as *const c_void))
+            .field("unlink", &(self.unlink as *const c_void))
+            .finish()
+    }
+}
+
+fn lookup(handle: *mut c_void, sym: &CStr) -> Result<*mut c_void, String> {
+    // SAFETY: handle is a live dlopen handle; sym is NUL-terminated.
+    let p = unsafe { libc::dlsym(handle, sym.as_ptr()) };
+    if p.is_null() {
+        Err(format!("libc.so.6 has no {sym:?}"))
+    } else {
+        Ok(p)
+    }
+}
+
+impl Native {
+    /// libc's functions (looked up once per process).
+    ///
+    /// # Errors
+    /// A message when `libc.so.6` is not loaded or lacks the symbols (not glibc).
+    ///
+    /// # Example
+    /// ```
+    /// let native = tmpshm_compat::oracle::Native::get()?;
+    /// assert!(native.defining_object()?.to_string_lossy().contains("libc.so"));
+    /// # Ok::<(), String>(())
+    /// ```
+    pub fn get() -> Result<Native, String> {
+        static ONCE: OnceLock<Result<Native, String>> = OnceLock::new();
+        ONCE.get_or_init(|| {
+            // SAFETY: a constant NUL-terminated name; RTLD_NOLOAD only finds what is loaded.
+            let handle = unsafe {
+                libc::dlopen(
+                    c"libc.so.6".as_ptr(),
+                    libc::RTLD_NOW | libc::RTLD_NOLOAD | libc::RTLD_LOCAL,
+                )
+            };
+            if handle.is_null() {
+                return Err("libc.so.6 is not loaded in this process".to_string());
+            }
+            let open = lookup(handle, c"shm_open")?;
+            let unlink = lookup(handle, c"shm_unlink")?;
+            // The handle stays open for the life of the process: libc is never unloaded.
+            // SAFETY: both symbols are libc's functions with exactly these C signatures.
+            Ok(unsafe {
+                Native {
+                    open: std::mem::transmute::<*mut c_void, OpenFn>(open),
+                    unlink: std::mem::transmute::<*mut c_void, UnlinkFn>(unlink),
+                }
+            })
+        })
+        .clone()
+    }
+
+    /// The shared object that defines the `shm_open` we call (from `dladdr`).
+    ///
+    /// # Errors
+    /// A message when the loader cannot say.
+    ///
+    /// # Example
+    /// See [`Native::get`].
+    pub fn defining_object(&self) -> Result<PathBuf, String> {
+        // SAFETY: Dl_info is plain data; dladdr fills it for an address inside a loaded object.
+        let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
+        // SAFETY: the address is a function in a loaded object; info is writable.
+        let ok = unsafe { libc::dladdr(self.open as *const c_void, &mut info) };
+        if ok == 0 || info.dli_fname.is_null() {
+            return Err("dladdr knows no object for shm_open".to_string());
+        }
+        // SAFETY: dladdr set dli_fname to a NUL-terminated string owned by the loader.
+        let name = unsafe { CStr::from_ptr(info.dli_fname) };
+        Ok(PathBuf::from(OsStr::from_bytes(name.to_bytes())))
+    }
+
+    /// The C library's own version string (`gnu_get_libc_version`), e.g. `"2.36"`: the
+    /// table's divergences are measured against one version.
+    ///
+    /// # Example
+    /// ```
+    /// let v = tmpshm_compat::oracle::Native::libc_version();
+    /// assert!(v.starts_with("2."));
+    /// ```
+    pub fn libc_version() -> String {
+        // SAFETY: returns a pointer to a static NUL-terminated string inside libc.
+        let v = unsafe { CStr::from_ptr(libc::gnu_get_libc_version()) };
+        v.to_string_lossy().into_owned()
+    }
+
+    /// libc's `shm_open(name, oflag, mode)`.
+    ///
+    /// # Errors
+    /// libc's errno.
+    ///
+    /// # Example
+    /// ```
+    /// let native = tmpshm_compat::oracle::Native::get()?;
+    /// assert_eq!(native.open(c"/a/b", libc::O_RDONLY, 0).unwrap_err(), nix::errno::Errno::EINVAL);
+    /// # Ok::<(), String>(())
+    /// ```
+    pub fn open(&self, name: &CStr, oflag: c_int, mode: mode_t) -> Result<OwnedFd, Errno> {
+        // SAFETY: libc's shm_open with a valid C string.
+        let fd = unsafe { (self.open)(name.as_ptr(), oflag, mode) };
+        if fd < 0 {
+            return Err(Errno::last());
+        }
+        // SAFETY: a fresh fd that nothing else owns.
+        Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    }
+
+    /// libc's `shm_unlink(name)`.
+    ///
+    /// # Errors
+    /// libc's errno.
+    ///
+    /// # Example
+    /// ```
+    /// let native = tmpshm_compat::oracle::Native::get()?;
+    /// assert!(native.unlink(c"/tmpshm-compat-doc-never-created").is_err());
+    /// # Ok::<(), String>(())
+    /// ```
+    pub fn unlink(&self, name: &CStr) -> Result<(), Errno> {
+        // SAFETY: libc's shm_unlink with a valid C string.
+        if unsafe { (self.unlink)(name.as_ptr()) } < 0 {
+            return Err(Errno::last());
+        }
+        Ok(())
+    }
+}
