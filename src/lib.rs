@@ -18,7 +18,7 @@
 //!
 //! # Two APIs
 //! - A drop-in for nix: [`shm_open`] and [`shm_unlink`] have the signatures of
-//!   `nix::sys::mman::shm_open`/`shm_unlink`; switch by changing one `use`.
+//!   the `shm_open`/`shm_unlink` of nix's `sys::mman`; switch by changing one `use`.
 //! - A std-style API: [`ShmDir`] (choose the directory and options) and [`open`]/[`unlink`],
 //!   whose [`Error`] keeps the errno and names the path.
 //!
@@ -65,7 +65,7 @@ pub use options::{Shm, ShmOptions, TEMP_PREFIX};
 pub use shm::{ShmDir, DEFAULT_DIR, ENV_CROSS_USER, ENV_DIR};
 pub use trace::{Step, Tracer};
 
-/// Drop-in for `nix::sys::mman::shm_open`, in the directory the environment chooses
+/// Drop-in for the `shm_open` of nix's `sys::mman`, in the directory the environment chooses
 /// ([`ShmDir::from_env`]).
 ///
 /// # Errors
@@ -87,7 +87,7 @@ pub fn shm_open<P: ?Sized + NixPath>(name: &P, flag: OFlag, mode: Mode) -> nix::
     Ok(ShmDir::from_env()?.open(name, flag, mode.bits())?)
 }
 
-/// Drop-in for `nix::sys::mman::shm_unlink`, in the directory the environment chooses.
+/// Drop-in for the `shm_unlink` of nix's `sys::mman`, in the directory the environment chooses.
 ///
 /// # Errors
 /// The errno of [`ShmDir::from_env`] or [`ShmDir::unlink`] (see there).

@@ -12,7 +12,8 @@
 //! 3. `fstat`: it must be a regular file, ours (or cross-user sharing allowed), with at most one
 //!    link. `st_nlink == 0` means the holder before us released it (unlinked it) while we
 //!    waited: close and start again at 1;
-//! 4. release: `unlink(lock)` while still holding the `flock`, then `close`.
+//! 4. release: `unlink(lock)` while still holding the `flock`, then `flock(LOCK_UN)` (so a
+//!    copy of the fd inherited by a forked child does not keep it locked) and `close`.
 
 use std::os::fd::{AsFd, OwnedFd};
 
@@ -25,7 +26,7 @@ use crate::error::{Error, Op, Result};
 use crate::name::as_path;
 use crate::trace::{Step, Tracer};
 
-/// The held lock. Dropping it releases it: unlink, then close.
+/// The held lock. Dropping it releases it: unlink, then unlock (nix's `Flock` drop), then close.
 pub(crate) struct LockGuard<'a> {
     file: Option<Flock<OwnedFd>>,
     path: &'a std::ffi::CStr,
