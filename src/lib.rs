@@ -42,6 +42,7 @@
 #![deny(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
+mod eintr;
 mod error;
 mod inventory;
 mod lock;

@@ -19,36 +19,30 @@ use std::os::fd::{AsFd, OwnedFd};
 
 use nix::errno::Errno;
 use nix::fcntl::{open, Flock, FlockArg, OFlag};
-use nix::sys::stat::{fstat, FileStat, Mode, SFlag};
-use nix::unistd::{unlink, Uid};
+use nix::sys::stat::{fstat, lstat, FileStat, Mode};
+use nix::unistd::unlink;
 
+use crate::eintr;
 use crate::error::{Error, Op, Result};
 use crate::name::as_path;
-use crate::trace::{Step, Tracer};
+use crate::object::Checks;
+use crate::trace::{self, Step, Tracer};
 
-/// The held lock. Dropping it releases it: unlink, then unlock (nix's `Flock` drop), then close.
+/// The held lock. Dropping it releases it: unlink, then unlock, then close.
 pub(crate) struct LockGuard<'a> {
     file: Option<Flock<OwnedFd>>,
     path: &'a std::ffi::CStr,
     tracer: Option<&'a Tracer>,
 }
 
-pub(crate) struct LockPolicy<'a> {
-    pub(crate) euid: Uid,
-    pub(crate) cross_user: bool,
-    pub(crate) tracer: Option<&'a Tracer>,
-}
-
-fn emit(tracer: Option<&Tracer>, step: Step<'_>) {
-    if let Some(t) = tracer {
-        t(&step);
-    }
-}
-
 /// Open `path` as a lock file, refusing links and FIFOs without hanging.
-fn open_lock_file(path: &std::ffi::CStr, tracer: Option<&Tracer>) -> Result<OwnedFd> {
+fn open_lock_file(path: &std::ffi::CStr, checks: &Checks<'_>) -> Result<OwnedFd> {
+    let tracer = checks.tracer;
     let base = OFlag::O_CREAT | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK;
-    let mode = Mode::from_bits_truncate(0o666);
+    // Only we may open our lock files, so only we can hold them: another user who could open
+    // one (flock needs no write access) could hold it forever and make us wait. Shared
+    // objects need lock files the other users can open.
+    let mode = Mode::from_bits_truncate(if checks.cross_user { 0o666 } else { 0o600 });
     let mut read_only = false;
     loop {
         let acc = if read_only {
@@ -56,16 +50,15 @@ fn open_lock_file(path: &std::ffi::CStr, tracer: Option<&Tracer>) -> Result<Owne
         } else {
             OFlag::O_RDWR
         };
-        emit(
+        trace::emit(
             tracer,
             Step::LockOpen {
                 path: as_path(path),
                 read_only,
             },
         );
-        match open(path, base | acc, mode) {
+        match eintr::retry(|| open(path, base | acc, mode)) {
             Ok(fd) => return Ok(fd),
-            Err(Errno::EINTR) => continue,
             Err(Errno::EACCES) if !read_only => read_only = true,
             Err(e) => {
                 let err = Error::new(e, Op::Lock, as_path(path));
@@ -77,7 +70,12 @@ fn open_lock_file(path: &std::ffi::CStr, tracer: Option<&Tracer>) -> Result<Owne
                         Error::new(Errno::EINVAL, Op::Lock, as_path(path))
                             .because("the lock path is not a regular file")
                     }
-                    Errno::EACCES => err.because("the lock file exists and we may not open it"),
+                    Errno::EACCES => match lstat(path) {
+                        Err(Errno::ENOENT) => err.because(
+                            "we may not create the lock file here (is the directory writable?)",
+                        ),
+                        _ => err.because("the lock file exists and we may not open it"),
+                    },
                     _ => err,
                 });
             }
@@ -85,68 +83,38 @@ fn open_lock_file(path: &std::ffi::CStr, tracer: Option<&Tracer>) -> Result<Owne
     }
 }
 
-/// Refuse a lock file we must not use: not a regular file, someone else's, or hard-linked.
-fn check_lock_file(st: &FileStat, path: &std::ffi::CStr, policy: &LockPolicy<'_>) -> Result<()> {
-    let fail = |errno, why: String| Err(Error::new(errno, Op::Lock, as_path(path)).because(why));
-    if SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits()) != SFlag::S_IFREG {
-        return fail(Errno::EINVAL, "the lock path is not a regular file".into());
-    }
-    if st.st_uid != policy.euid.as_raw() && !policy.cross_user {
-        return fail(
-            Errno::EPERM,
-            format!(
-                "the lock file is owned by uid {}, not by us (uid {}); allow cross-user sharing to use it",
-                st.st_uid,
-                policy.euid.as_raw()
-            ),
-        );
-    }
-    if st.st_nlink > 1 {
-        return fail(
-            Errno::EPERM,
-            format!("the lock file has {} hard links", st.st_nlink),
-        );
-    }
-    Ok(())
-}
-
 fn fstat_lock(fd: &OwnedFd, path: &std::ffi::CStr) -> Result<FileStat> {
     fstat(fd.as_fd()).map_err(|e| Error::new(e, Op::Lock, as_path(path)))
 }
 
-fn flock_retrying(
-    mut fd: OwnedFd,
-    arg: FlockArg,
-) -> std::result::Result<Flock<OwnedFd>, (OwnedFd, Errno)> {
-    loop {
-        match Flock::lock(fd, arg) {
-            Ok(l) => return Ok(l),
-            Err((back, Errno::EINTR)) => fd = back,
-            Err(other) => return Err(other),
-        }
-    }
-}
-
 /// Take the lock at `path`. Blocks in the kernel while a live process holds it.
-pub(crate) fn acquire<'a>(
-    path: &'a std::ffi::CStr,
-    policy: &LockPolicy<'a>,
-) -> Result<LockGuard<'a>> {
-    let tracer = policy.tracer;
+pub(crate) fn acquire<'a>(path: &'a std::ffi::CStr, checks: &Checks<'a>) -> Result<LockGuard<'a>> {
+    let tracer = checks.tracer;
     loop {
-        let fd = open_lock_file(path, tracer)?;
-        let locked = match flock_retrying(fd, FlockArg::LockExclusiveNonblock) {
+        let fd = open_lock_file(path, checks)?;
+        let locked = match eintr::flock(fd, FlockArg::LockExclusiveNonblock) {
             Ok(l) => l,
             Err((fd, Errno::EWOULDBLOCK)) => {
                 // Busy: make sure it is a file we may wait on before we block on it.
-                check_lock_file(&fstat_lock(&fd, path)?, path, policy)?;
-                emit(
+                let st = fstat_lock(&fd, path)?;
+                checks.vet(&st, path, Op::Lock, "the lock file")?;
+                if !checks.cross_user && st.st_mode & 0o077 != 0 {
+                    // Not made by a same-user tmpshm (those are 0600): whoever holds it may be
+                    // another user, who could hold it forever.
+                    return Err(Error::new(Errno::EPERM, Op::Lock, as_path(path)).because(
+                        format!(
+                            "the lock file is busy and open to other users (mode {:04o}), so another user may be holding it; refusing to wait (allow cross-user sharing if that is intended)",
+                            st.st_mode & 0o7777
+                        ),
+                    ));
+                }
+                trace::emit(
                     tracer,
                     Step::LockWait {
                         path: as_path(path),
                     },
                 );
-                flock_retrying(fd, FlockArg::LockExclusive)
+                eintr::flock(fd, FlockArg::LockExclusive)
                     .map_err(|(_, e)| Error::new(e, Op::Lock, as_path(path)))?
             }
             Err((_, e)) => return Err(Error::new(e, Op::Lock, as_path(path))),
@@ -154,7 +122,7 @@ pub(crate) fn acquire<'a>(
         let st = fstat_lock(&locked, path)?;
         if st.st_nlink == 0 {
             // The previous holder unlinked it on release; a new lock file may be there now.
-            emit(
+            trace::emit(
                 tracer,
                 Step::LockRetry {
                     path: as_path(path),
@@ -162,8 +130,8 @@ pub(crate) fn acquire<'a>(
             );
             continue;
         }
-        check_lock_file(&st, path, policy)?;
-        emit(
+        checks.vet(&st, path, Op::Lock, "the lock file")?;
+        trace::emit(
             tracer,
             Step::LockAcquired {
                 path: as_path(path),
@@ -179,7 +147,7 @@ pub(crate) fn acquire<'a>(
 
 impl Drop for LockGuard<'_> {
     fn drop(&mut self) {
-        emit(
+        trace::emit(
             self.tracer,
             Step::LockReleased {
                 path: as_path(self.path),
@@ -189,6 +157,8 @@ impl Drop for LockGuard<'_> {
         // A failure (someone else's lock file in a sticky directory) leaves a file that the
         // next locker simply reuses; there is nothing better to do with it here.
         let _ = unlink(self.path);
-        drop(self.file.take());
+        if let Some(locked) = self.file.take() {
+            eintr::unlock_and_close(locked);
+        }
     }
 }

@@ -10,12 +10,13 @@ use std::os::fd::{AsFd, OwnedFd};
 
 use nix::errno::Errno;
 use nix::fcntl::{fcntl, open, FcntlArg, OFlag};
-use nix::sys::stat::{fstat, Mode, SFlag};
+use nix::sys::stat::{fstat, FileStat, Mode, SFlag};
 use nix::unistd::{ftruncate, unlink, Uid};
 
+use crate::eintr;
 use crate::error::{Error, Op, Result};
 use crate::name::as_path;
-use crate::trace::{Step, Tracer};
+use crate::trace::{self, Step, Tracer};
 
 /// The caller's request, already validated.
 #[derive(Debug, Clone, Copy)]
@@ -32,10 +33,48 @@ pub(crate) struct Checks<'a> {
 }
 
 impl Checks<'_> {
-    fn emit(&self, step: Step<'_>) {
-        if let Some(t) = self.tracer {
-            t(&step);
+    pub(crate) fn emit(&self, step: Step<'_>) {
+        trace::emit(self.tracer, step);
+    }
+
+    /// The one policy for every file tmpshm uses in a shared directory (objects and lock
+    /// files alike): a regular file, ours unless cross-user sharing is on, at most one link.
+    /// `what` names the file in the reason ("the object", "the lock file").
+    pub(crate) fn vet(&self, st: &FileStat, path: &CStr, op: Op, what: &str) -> Result<()> {
+        let fail = |errno, why: String| Err(Error::new(errno, op, as_path(path)).because(why));
+        let kind = SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits());
+        if kind != SFlag::S_IFREG {
+            let found = match kind {
+                SFlag::S_IFDIR => "a directory",
+                SFlag::S_IFIFO => "a FIFO",
+                SFlag::S_IFSOCK => "a socket",
+                SFlag::S_IFCHR => "a character device",
+                SFlag::S_IFBLK => "a block device",
+                _ => "something",
+            };
+            return fail(
+                Errno::EINVAL,
+                format!("{found} is at the path of {what}, not a regular file"),
+            );
         }
+        if st.st_uid != self.euid.as_raw() && !self.cross_user {
+            return fail(
+                Errno::EPERM,
+                format!(
+                    "{what} is owned by uid {}, not by us (uid {}); allow cross-user sharing to use it",
+                    st.st_uid,
+                    self.euid.as_raw()
+                ),
+            );
+        }
+        // 0 links: unlinked since we opened it, which is an open followed by an unlink. Fine.
+        if st.st_nlink > 1 {
+            return fail(
+                Errno::EPERM,
+                format!("{what} has {} hard links; refusing to use it", st.st_nlink),
+            );
+        }
+        Ok(())
     }
 }
 
@@ -73,12 +112,7 @@ fn open_retrying(
             flags: &flag_names(flags),
         });
     }
-    loop {
-        match open(path, flags, mode) {
-            Err(Errno::EINTR) => continue,
-            other => return other,
-        }
-    }
+    eintr::retry(|| open(path, flags, mode))
 }
 
 /// Turn an `open(2)` failure on the data path into our error, naming what was found there.
@@ -97,42 +131,7 @@ fn open_error(e: Errno, path: &CStr) -> Error {
 /// `fstat` the opened file and refuse anything but a single-link regular file of ours.
 fn check(fd: &OwnedFd, path: &CStr, checks: &Checks<'_>) -> Result<()> {
     let st = fstat(fd.as_fd()).map_err(|e| Error::new(e, Op::Check, as_path(path)))?;
-    let fail = |errno, why: String| Err(Error::new(errno, Op::Check, as_path(path)).because(why));
-    let kind = SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits());
-    if kind != SFlag::S_IFREG {
-        let what = match kind {
-            SFlag::S_IFDIR => "a directory",
-            SFlag::S_IFIFO => "a FIFO",
-            SFlag::S_IFSOCK => "a socket",
-            SFlag::S_IFCHR => "a character device",
-            SFlag::S_IFBLK => "a block device",
-            _ => "not a regular file",
-        };
-        return fail(
-            Errno::EINVAL,
-            format!("{what} is at the data path, not a regular file"),
-        );
-    }
-    if st.st_uid != checks.euid.as_raw() && !checks.cross_user {
-        return fail(
-            Errno::EPERM,
-            format!(
-                "owned by uid {}, not by us (uid {}); allow cross-user sharing to open it",
-                st.st_uid,
-                checks.euid.as_raw()
-            ),
-        );
-    }
-    // 0 links: unlinked since our open, which is an open followed by an unlink. Fine.
-    if st.st_nlink > 1 {
-        return fail(
-            Errno::EPERM,
-            format!(
-                "the file has {} hard links; refusing to use it",
-                st.st_nlink
-            ),
-        );
-    }
+    checks.vet(&st, path, Op::Check, "the object")?;
     checks.emit(Step::Checked {
         path: as_path(path),
         uid: st.st_uid,
@@ -191,17 +190,19 @@ pub(crate) fn truncate(fd: &OwnedFd, path: &CStr, len: u64, checks: &Checks<'_>)
     let len = i64::try_from(len).map_err(|_| {
         Error::new(Errno::EFBIG, Op::Truncate, as_path(path)).because("size exceeds off_t")
     })?;
-    ftruncate(fd.as_fd(), len).map_err(|e| Error::new(e, Op::Truncate, as_path(path)))
+    eintr::retry(|| ftruncate(fd.as_fd(), len))
+        .map_err(|e| Error::new(e, Op::Truncate, as_path(path)))
 }
 
 /// Remove the data file.
 pub(crate) fn remove(path: &CStr, tracer: Option<&Tracer>) -> Result<()> {
-    if let Some(t) = tracer {
-        t(&Step::Unlink {
+    trace::emit(
+        tracer,
+        Step::Unlink {
             path: as_path(path),
-        });
-    }
-    unlink(path).map_err(|e| match e {
+        },
+    );
+    eintr::retry(|| unlink(path)).map_err(|e| match e {
         // The sticky bit refuses another user's file with EPERM; POSIX (and glibc) say EACCES.
         Errno::EPERM => Error::new(Errno::EACCES, Op::Unlink, as_path(path))
             .because("the object belongs to another user"),

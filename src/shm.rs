@@ -14,7 +14,7 @@ use nix::unistd::geteuid;
 use nix::NixPath;
 
 use crate::error::{Error, Op, Result};
-use crate::lock::{self, LockGuard, LockPolicy};
+use crate::lock::{self, LockGuard};
 use crate::name::{self, as_path, Layout, ObjectPaths};
 use crate::object::{self, Checks, Request};
 use crate::trace::{Step, Tracer};
@@ -246,13 +246,9 @@ impl ShmDir {
         }
     }
 
-    /// Takes the creation lock for `paths`, if the layout has one.
-    pub(crate) fn lock<'a>(&'a self, paths: &'a ObjectPaths) -> Result<Option<LockGuard<'a>>> {
-        self.lock_as(paths, geteuid())
-    }
-
-    /// [`ShmDir::lock`] for a caller that already asked for the euid in this call.
-    fn lock_as<'a>(
+    /// Takes the creation lock for `paths`, if the layout has one, for a caller that already
+    /// asked for the euid in this call.
+    pub(crate) fn lock_as<'a>(
         &'a self,
         paths: &'a ObjectPaths,
         euid: nix::unistd::Uid,
@@ -261,7 +257,7 @@ impl ShmDir {
             None => Ok(None),
             Some(lock_path) => lock::acquire(
                 lock_path,
-                &LockPolicy {
+                &Checks {
                     euid,
                     cross_user: self.cross_user,
                     tracer: self.tracer.as_ref(),

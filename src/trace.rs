@@ -150,3 +150,10 @@ impl fmt::Display for Step<'_> {
 
 /// A tracer: called with every step. Shared, so a [`ShmDir`](crate::ShmDir) stays cheap to clone.
 pub type Tracer = Arc<dyn Fn(&Step<'_>) + Send + Sync>;
+
+/// Hands `step` to the tracer, if there is one.
+pub(crate) fn emit(tracer: Option<&Tracer>, step: Step<'_>) {
+    if let Some(t) = tracer {
+        t(&step);
+    }
+}

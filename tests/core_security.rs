@@ -208,6 +208,29 @@ fn object_of_another_user_is_refused_unless_cross_user() {
     assert!(err.contains("shorter than"), "{err}");
 }
 
+/// A child running as uid 65534 that opens `path` with `flags` and holds `flock(LOCK_EX)` on it
+/// until killed. Returns once it holds the lock.
+fn nobody_holding(path: &Path, flags: OFlag) -> nix::unistd::Pid {
+    let ready = Ready::new();
+    let ready_w = &ready;
+    let path = path.to_path_buf();
+    let holder = in_child(move || {
+        become_nobody();
+        let fd = nix::fcntl::open(&path, flags, Mode::from_bits_truncate(0o666)).unwrap();
+        let _held = nix::fcntl::Flock::lock(fd, nix::fcntl::FlockArg::LockExclusive).unwrap();
+        ready_w.notify();
+        std::thread::sleep(Duration::from_secs(60));
+        0
+    });
+    ready.wait(Duration::from_secs(20));
+    holder
+}
+
+fn kill_child(pid: nix::unistd::Pid) {
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL).unwrap();
+    wait_exit(pid, Duration::from_secs(20));
+}
+
 #[test]
 fn foreign_lock_file_is_refused_promptly_even_when_held() {
     if skip_unless_root("foreign_lock_file_is_refused_promptly_even_when_held") {
@@ -215,31 +238,14 @@ fn foreign_lock_file_is_refused_promptly_even_when_held() {
     }
     let d = shared_tempdir();
     let shm = ShmDir::new(d.path());
-    let ready = Ready::new();
-    let dir = d.path().to_path_buf();
-    let ready_w = &ready;
     // A squatter (uid 65534) plants the lock file and holds flock on it forever.
-    let squatter = in_child(move || {
-        become_nobody();
-        let fd = nix::fcntl::open(
-            &dir.join(".SHMLsq"),
-            OFlag::O_CREAT | RW,
-            Mode::from_bits_truncate(0o666),
-        )
-        .unwrap();
-        let _held = nix::fcntl::Flock::lock(fd, nix::fcntl::FlockArg::LockExclusive).unwrap();
-        ready_w.notify();
-        std::thread::sleep(Duration::from_secs(60));
-        0
-    });
-    ready.wait(Duration::from_secs(20));
+    let squatter = nobody_holding(&d.path().join(".SHMLsq"), OFlag::O_CREAT | RW);
     let e = assert_prompt("foreign held lock", || {
         shm.open("/sq", CREAT | RW, 0o600).unwrap_err()
     });
     assert_eq!(e.raw_os_error(), Some(libc::EPERM), "{e}");
     assert!(e.path().ends_with(".SHMLsq"), "{e}");
-    nix::sys::signal::kill(squatter, nix::sys::signal::Signal::SIGKILL).unwrap();
-    wait_exit(squatter, Duration::from_secs(20));
+    kill_child(squatter);
     // Abandoned now, still foreign: still a prompt EPERM; opening an existing object needs no
     // lock, so the squatter cannot block that.
     let e = assert_prompt("foreign abandoned lock", || {
@@ -311,6 +317,97 @@ fn mode_of_new_objects_is_mode_minus_umask() {
         let fd = shm.open("/m", CREAT | EXCL | RW, 0o666).unwrap();
         let mode = fstat(fd.as_fd()).unwrap().st_mode & 0o7777;
         i32::from(mode != 0o640)
+    });
+    assert_eq!(wait_exit(child, Duration::from_secs(20)), 0);
+}
+
+#[test]
+fn our_own_lock_file_held_by_another_user_never_makes_us_wait() {
+    if skip_unless_root("our_own_lock_file_held_by_another_user_never_makes_us_wait") {
+        return;
+    }
+    let d = shared_tempdir();
+    let shm = ShmDir::new(d.path());
+    // A leftover lock file of ours that others may open (as a cross-user process, or an older
+    // tool, would leave it): flock needs no write access, so anyone can hold it.
+    let lock = d.path().join(".SHMLours");
+    std::fs::write(&lock, b"").unwrap();
+    std::fs::set_permissions(&lock, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let holder = nobody_holding(&lock, RO);
+    let e = assert_prompt("our lock held by nobody", || {
+        shm.open("/ours", CREAT | RW, 0o600).unwrap_err()
+    });
+    assert_eq!(e.raw_os_error(), Some(libc::EPERM), "{e}");
+    assert!(e.to_string().contains("open to other users"), "{e}");
+    kill_child(holder);
+    // Nobody holds it now: it is simply taken, and removed.
+    drop(shm.open("/ours", CREAT | RW, 0o600).unwrap());
+    assert!(!lock.exists());
+}
+
+#[test]
+fn lock_files_we_create_are_ours_alone() {
+    if skip_unless_root("lock_files_we_create_are_ours_alone") {
+        return;
+    }
+    let d = shared_tempdir();
+    let ready = Ready::new();
+    let w = nix::unistd::dup(ready.write_fd()).unwrap();
+    let release = Ready::new();
+    let r = nix::unistd::dup(release.read_fd()).unwrap();
+    let holder_dir = ShmDir::new(d.path()).trace(move |step| {
+        if let tmpshm::Step::LockAcquired { .. } = step {
+            nix::unistd::write(&w, b"!").unwrap();
+            let mut b = [0u8; 1];
+            let _ = nix::unistd::read(&r, &mut b);
+        }
+    });
+    let holder = in_child(move || {
+        holder_dir
+            .open("/alone", CREAT | RW, 0o600)
+            .map_or(1, |_| 0)
+    });
+    ready.wait(Duration::from_secs(20));
+    let lock = d.path().join(".SHMLalone");
+    let mode = std::fs::metadata(&lock).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode & 0o077, 0, "lock file mode {mode:o}");
+    let lock2 = lock.clone();
+    let probe = in_child(move || {
+        become_nobody();
+        match nix::fcntl::open(&lock2, RO, Mode::empty()) {
+            Err(nix::errno::Errno::EACCES) => 0,
+            _ => 1,
+        }
+    });
+    assert_eq!(
+        wait_exit(probe, Duration::from_secs(20)),
+        0,
+        "another user opened our lock"
+    );
+    release.notify();
+    assert_eq!(wait_exit(holder, Duration::from_secs(20)), 0);
+    assert!(!lock.exists());
+}
+
+#[test]
+fn unwritable_directory_is_named_as_the_cause() {
+    if skip_unless_root("unwritable_directory_is_named_as_the_cause") {
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let shm = ShmDir::new(d.path());
+    let child = in_child(move || {
+        become_nobody();
+        match shm.open("/x", CREAT | RW, 0o600) {
+            Err(e)
+                if e.raw_os_error() == Some(libc::EACCES)
+                    && e.to_string().contains("directory writable") =>
+            {
+                0
+            }
+            _ => 1,
+        }
     });
     assert_eq!(wait_exit(child, Duration::from_secs(20)), 0);
 }
