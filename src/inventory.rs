@@ -16,6 +16,14 @@
 //! `lstat` of the path shows the same inode (else it was replaced: keep the new one); `unlink`
 //! while still holding; close. An acquirer that opened the file just before the unlink wakes up
 //! to `st_nlink == 0` and starts again with a fresh file, exactly as after a normal release.
+//!
+//! # Temporary files in a layout without a data prefix
+//! In the illumos layout every `.SHMT*` file is a temporary file: objects are `.SHMD*`. In a
+//! layout whose data files have no prefix ([`Layout::GLIBC`](crate::Layout::GLIBC)), an object
+//! may itself be called `/.SHMTsomething`; there only names of the exact form that a sized
+//! create makes, `.SHMT<pid>.<n>` (decimal digits), count as temporary files, and everything
+//! else is an object that `gc` never touches. An object given such a name there on purpose is
+//! indistinguishable from a crashed create's file, and `gc` removes it when no one holds it.
 
 use std::ffi::{CStr, CString, OsStr, OsString};
 use std::os::fd::{AsFd, OwnedFd};
@@ -25,17 +33,18 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use nix::errno::Errno;
-use nix::fcntl::{open, Flock, FlockArg, OFlag};
+use nix::fcntl::{open, FlockArg, OFlag};
 use nix::sys::stat::{fstat, lstat, FileStat, Mode, SFlag};
 use nix::unistd::unlink;
 use nix::NixPath;
 
+use crate::eintr;
 use crate::error::{Error, Op, Result};
 use crate::name::as_path;
 use crate::object::Checks;
 use crate::options::TEMP_PREFIX;
 use crate::shm::ShmDir;
-use crate::trace::Step;
+use crate::trace::{self, Step};
 
 /// What kind of file is at a path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -196,8 +205,11 @@ impl ShmDir {
                 return (!rest.is_empty()).then(|| Entry::Lock(slash(rest)));
             }
         }
-        if file.starts_with(TEMP_PREFIX.as_bytes()) {
-            return Some(Entry::Temp);
+        if let Some(rest) = file.strip_prefix(TEMP_PREFIX.as_bytes()) {
+            // Without a data prefix, `.SHMT...` may be an object's name (see the module docs).
+            if !layout.data_prefix().is_empty() || is_temp_suffix(rest) {
+                return Some(Entry::Temp);
+            }
         }
         let rest = file.strip_prefix(layout.data_prefix().as_bytes())?;
         if rest.is_empty() || rest == b"." || rest == b".." {
@@ -231,6 +243,7 @@ impl ShmDir {
         let read_err =
             |e: std::io::Error| io_error(&e, Op::Open, dir).because("reading the directory");
         let mut inv = Inventory::default();
+        let checks = self.checks();
         for entry in std::fs::read_dir(dir).map_err(read_err)? {
             let entry = entry.map_err(read_err)?;
             let file = entry.file_name();
@@ -242,23 +255,15 @@ impl ShmDir {
             let Ok(meta) = std::fs::symlink_metadata(&path) else {
                 continue;
             };
-            let modified = modified(&meta);
             match class {
                 Entry::Object(name) => inv.objects.push(ObjectInfo::from_meta(name, path, &meta)),
-                Entry::Lock(_) | Entry::Temp => {
-                    let kind = match class {
-                        Entry::Lock(name) => AuxKind::Lock { name },
-                        _ => AuxKind::Temp,
-                    };
-                    let state = probe(&path, &self.checks());
-                    inv.locks.push(LockInfo {
-                        kind,
-                        uid: meta.uid(),
-                        size: meta.len(),
-                        modified,
-                        state,
-                        path,
-                    });
+                Entry::Lock(name) => {
+                    let kind = AuxKind::Lock { name };
+                    inv.locks.push(LockInfo::probed(kind, path, &meta, &checks));
+                }
+                Entry::Temp => {
+                    inv.locks
+                        .push(LockInfo::probed(AuxKind::Temp, path, &meta, &checks));
                 }
             }
         }
@@ -292,6 +297,41 @@ impl ShmDir {
             .with_nix_path(|c| OsStr::from_bytes(c.to_bytes()).to_os_string())
             .unwrap_or_default();
         Ok(ObjectInfo::from_meta(shown, path, &meta))
+    }
+
+    /// The lock file of `name` and whether a live process holds it, probed as
+    /// [`ShmDir::list`] probes it; `None` when there is no lock file (or, in a layout without
+    /// locks, can be none). Looks at that one file only.
+    ///
+    /// # Errors
+    /// - `EINVAL`: the name breaks the rules (see [`ShmDir::open`]).
+    /// - `ENAMETOOLONG`, `EACCES`, `ENOTDIR`: as `lstat(2)` of the lock path.
+    ///
+    /// # Example
+    /// ```
+    /// let dir = tempfile::tempdir()?;
+    /// let shm = tmpshm::ShmDir::new(dir.path());
+    /// assert!(shm.lock_info("/doc-li")?.is_none()); // no one is creating it
+    /// std::fs::write(dir.path().join(".SHMLdoc-li"), b"")?; // left by a dead process
+    /// assert_eq!(shm.lock_info("/doc-li")?.unwrap().state, tmpshm::LockState::Stale);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn lock_info<P: ?Sized + NixPath>(&self, name: &P) -> Result<Option<LockInfo>> {
+        let paths = self.paths(name)?;
+        let Some(lock) = paths.lock.as_deref() else {
+            return Ok(None);
+        };
+        let path = as_path(lock).to_path_buf();
+        let meta = match std::fs::symlink_metadata(&path) {
+            Ok(meta) => meta,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io_error(&e, Op::Check, &path)),
+        };
+        let shown = name
+            .with_nix_path(|c| OsStr::from_bytes(c.to_bytes()).to_os_string())
+            .unwrap_or_default();
+        let kind = AuxKind::Lock { name: shown };
+        Ok(Some(LockInfo::probed(kind, path, &meta, &self.checks())))
     }
 
     /// Removes the lock files and temporary files that no live process holds.
@@ -328,6 +368,29 @@ impl ShmDir {
             }
         }
         Ok(report)
+    }
+}
+
+impl LockInfo {
+    fn probed(kind: AuxKind, path: PathBuf, meta: &std::fs::Metadata, checks: &Checks<'_>) -> Self {
+        LockInfo {
+            kind,
+            uid: meta.uid(),
+            size: meta.len(),
+            modified: modified(meta),
+            state: probe(&path, checks),
+            path,
+        }
+    }
+}
+
+/// Whether `rest` (after `.SHMT`) is `<pid>.<n>`, as a sized create names its temporary file.
+fn is_temp_suffix(rest: &[u8]) -> bool {
+    let digits = |s: &[u8]| !s.is_empty() && s.iter().all(u8::is_ascii_digit);
+    let mut parts = rest.splitn(2, |&b| b == b'.');
+    match (parts.next(), parts.next()) {
+        (Some(pid), Some(n)) => digits(pid) && digits(n),
+        _ => false,
     }
 }
 
@@ -371,12 +434,13 @@ fn c_path(path: &Path) -> CString {
 }
 
 fn emit(checks: &Checks<'_>, call: &str, path: &CStr) {
-    if let Some(t) = checks.tracer {
-        t(&Step::Call {
+    trace::emit(
+        checks.tracer,
+        Step::Call {
             call,
             path: as_path(path),
-        });
-    }
+        },
+    );
 }
 
 fn open_quietly(path: &CStr) -> nix::Result<OwnedFd> {
@@ -385,12 +449,7 @@ fn open_quietly(path: &CStr) -> nix::Result<OwnedFd> {
         | OFlag::O_NONBLOCK
         | OFlag::O_CLOEXEC
         | OFlag::O_NOCTTY;
-    loop {
-        match open(path, flags, Mode::empty()) {
-            Err(Errno::EINTR) => continue,
-            other => return other,
-        }
-    }
+    eintr::retry(|| open(path, flags, Mode::empty()))
 }
 
 fn is_regular(st: &FileStat) -> bool {
@@ -410,9 +469,11 @@ fn probe(path: &Path, checks: &Checks<'_>) -> LockState {
         Ok(_) => return LockState::Unknown(Errno::EINVAL),
         Err(e) => return LockState::Unknown(e),
     };
-    let state = match Flock::lock(fd, FlockArg::LockSharedNonblock) {
-        // Dropping the Flock unlocks and closes at once.
-        Ok(_) => LockState::Stale,
+    let state = match eintr::flock(fd, FlockArg::LockSharedNonblock) {
+        Ok(probed) => {
+            eintr::unlock_and_close(probed);
+            LockState::Stale
+        }
         Err((_, Errno::EWOULDBLOCK)) => LockState::Held {
             pid: holder_pid(&st),
         },
@@ -488,23 +549,27 @@ fn collect(path: &Path, checks: &Checks<'_>) -> Result<Collected> {
         )));
     }
     emit(checks, "gc flock(LOCK_EX|LOCK_NB)", &c);
-    let locked = match Flock::lock(fd, FlockArg::LockExclusiveNonblock) {
+    let locked = match eintr::flock(fd, FlockArg::LockExclusiveNonblock) {
         Ok(l) => l,
         Err((_, Errno::EWOULDBLOCK)) => return Ok(Collected::Held),
         Err((_, e)) => return Err(fail(e)),
     };
-    let held = fstat(locked.as_fd()).map_err(fail)?;
-    if held.st_nlink == 0 {
-        return Ok(Collected::Gone);
-    }
-    match lstat(c.as_c_str()) {
-        Ok(now) if (now.st_dev, now.st_ino) == (held.st_dev, held.st_ino) => {}
-        // Released and replaced by a new file that we do not hold: leave it.
-        Ok(_) | Err(Errno::ENOENT) => return Ok(Collected::Gone),
-        Err(e) => return Err(fail(e)),
-    }
-    emit(checks, "gc unlink (holding the flock)", &c);
-    unlink(c.as_c_str()).map_err(fail)?;
-    drop(locked);
-    Ok(Collected::Removed)
+    let done = (|| {
+        let held = fstat(locked.as_fd()).map_err(fail)?;
+        if held.st_nlink == 0 {
+            return Ok(Collected::Gone);
+        }
+        match eintr::retry(|| lstat(c.as_c_str())) {
+            Ok(now) if (now.st_dev, now.st_ino) == (held.st_dev, held.st_ino) => {}
+            // Released and replaced by a new file that we do not hold: leave it.
+            Ok(_) | Err(Errno::ENOENT) => return Ok(Collected::Gone),
+            Err(e) => return Err(fail(e)),
+        }
+        emit(checks, "gc unlink (holding the flock)", &c);
+        eintr::retry(|| unlink(c.as_c_str())).map_err(fail)?;
+        Ok(Collected::Removed)
+    })();
+    // Never through nix's `Flock` drop, which panics if unlocking fails.
+    eintr::unlock_and_close(locked);
+    done
 }

@@ -7,17 +7,32 @@
 //! 1. creates a temporary file `<dir>/.SHMT<pid>.<n>` with `O_CREAT|O_EXCL|O_NOFOLLOW`, and
 //!    takes `flock(LOCK_EX)` on it (so `gc` can tell a live creator's file from a crashed one's);
 //! 2. `ftruncate`s it to the size and `fchmod`s it to exactly the mode asked for (no umask);
-//! 3. `link`s it to the data path (`EEXIST` if anything is there: the kernel decides, atomically);
-//! 4. unlinks the temporary name, then drops the `flock`.
+//! 3. renames it to the data path with `renameat2(RENAME_NOREPLACE)` (`EEXIST` if anything is
+//!    there: the kernel decides, atomically, and the file never has a second link);
+//! 4. drops the `flock`.
 //!
-//! The data path therefore names either nothing or a file of the full size and final mode.
-//! A creator killed before step 3 leaves only a `.SHMT` file, which [`ShmDir::list`] shows and
-//! [`ShmDir::gc`] removes; one killed between 3 and 4 leaves the object published but with two
-//! links, which every open refuses (`EPERM`) until `gc` removes the temporary name.
+//! The data path therefore names either nothing or a file of the full size and final mode,
+//! with one link. A creator killed before step 3 leaves only a `.SHMT` file, which
+//! [`ShmDir::list`] shows and [`ShmDir::gc`] removes; one killed after it leaves a finished
+//! object.
+//!
+//! Where `renameat2` is missing (a kernel before 3.15, a system other than Linux or Android)
+//! or the file system refuses `RENAME_NOREPLACE` (`EINVAL`, `ENOSYS`, `EOPNOTSUPP`), step 3 is
+//! `link(temp, data)` followed by `unlink(temp)`. Only then is there a window in which the
+//! object has two links: concurrent openers get `EPERM` for that instant, and a creator killed
+//! inside it leaves the object with two links, refused by every open until `gc` removes the
+//! temporary name.
 //!
 //! Why not `O_TMPFILE` + `linkat`: an unprivileged `linkat` of such a file needs `/proc` mounted
 //! (`/proc/self/fd/N` with `AT_SYMLINK_FOLLOW`), and not every file system supports it; a named
 //! temporary file works on any Unix file system, Android's app directories included.
+//!
+//! # Unlinking an owned object
+//! [`Shm::unlink`] and unlink-on-drop remove the name only if it still names the file the
+//! handle has open, and they compare and unlink while holding the creation lock: every tmpshm
+//! creator (and illumos libc) takes that lock, so none can re-create the name in between. A
+//! creator that takes no lock (the glibc layout, or the system's own `shm_open` in `/dev/shm`)
+//! can still slip a new object in between the compare and the unlink.
 
 use std::ffi::{CStr, CString, OsStr, OsString};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
@@ -26,17 +41,18 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use nix::errno::Errno;
-use nix::fcntl::{open, Flock, FlockArg, OFlag};
+use nix::fcntl::{open, AtFlags, Flock, FlockArg, OFlag, AT_FDCWD};
 use nix::sys::stat::{fchmod, fstat, lstat, Mode};
-use nix::unistd::unlink;
+use nix::unistd::{linkat, unlink};
 use nix::NixPath;
 
+use crate::eintr;
 use crate::error::{Error, Op, Result};
 use crate::map::{Access, Mapping};
 use crate::name::{as_path, ObjectPaths};
 use crate::object::{self, Checks, Request};
 use crate::shm::ShmDir;
-use crate::trace::Step;
+use crate::trace::{self, Step};
 
 /// File-name prefix of the temporary files of a sized create (see the module docs).
 pub const TEMP_PREFIX: &str = ".SHMT";
@@ -280,7 +296,7 @@ impl ShmOptions {
                 done => return done,
             }
             match self.create(name.as_os_str()) {
-                // Created by someone else between our open and our link: open theirs.
+                // Created by someone else between our open and our rename: open theirs.
                 Err(e) if e.errno() == Errno::EEXIST => continue,
                 done => return done,
             }
@@ -320,18 +336,59 @@ fn size_of(fd: &OwnedFd, path: &CStr) -> Result<u64> {
 }
 
 fn emit(checks: &Checks<'_>, call: &str, path: &CStr) {
-    if let Some(t) = checks.tracer {
-        t(&Step::Call {
+    trace::emit(
+        checks.tracer,
+        Step::Call {
             call,
             path: as_path(path),
-        });
-    }
+        },
+    );
+}
+
+/// Drops a `flock` and hands back the fd; never panics (see [`eintr::unlock_and_close`]).
+/// On failure the fd is closed, which releases the lock anyway.
+fn release(locked: Flock<OwnedFd>) -> std::result::Result<OwnedFd, Errno> {
+    locked.unlock().map_err(|(still, e)| {
+        eintr::unlock_and_close(still);
+        e
+    })
 }
 
 static SEQ: AtomicU64 = AtomicU64::new(0);
 
+/// A flocked temporary file. Dropped while it still has its name (an error on the way), it
+/// unlinks the name while holding the `flock` (so `gc` never removes a name in use), then
+/// unlocks.
+struct Temp<'a> {
+    path: CString,
+    file: Option<Flock<OwnedFd>>,
+    checks: &'a Checks<'a>,
+}
+
+impl Temp<'_> {
+    fn fd(&self) -> &OwnedFd {
+        self.file.as_ref().expect("present until into_fd")
+    }
+
+    /// The name is gone (renamed or unlinked): unlock, and hand over the fd.
+    fn into_fd(mut self) -> Result<OwnedFd> {
+        let locked = self.file.take().expect("present until into_fd");
+        release(locked).map_err(|e| Error::new(e, Op::Lock, as_path(&self.path)))
+    }
+}
+
+impl Drop for Temp<'_> {
+    fn drop(&mut self) {
+        if let Some(locked) = self.file.take() {
+            emit(self.checks, "unlink (temporary name)", &self.path);
+            let _ = eintr::retry(|| unlink(self.path.as_c_str()));
+            eintr::unlock_and_close(locked);
+        }
+    }
+}
+
 /// A fresh, flocked temporary file next to the objects.
-fn make_temp(dir: &ShmDir, mode: Mode, checks: &Checks<'_>) -> Result<(CString, Flock<OwnedFd>)> {
+fn make_temp<'a>(dir: &ShmDir, mode: Mode, checks: &'a Checks<'a>) -> Result<Temp<'a>> {
     let base = dir.dir().as_os_str().as_bytes();
     let flags = OFlag::O_RDWR
         | OFlag::O_CREAT
@@ -353,27 +410,42 @@ fn make_temp(dir: &ShmDir, mode: Mode, checks: &Checks<'_>) -> Result<(CString, 
             "open O_RDWR|O_CREAT|O_EXCL|O_NOFOLLOW|O_CLOEXEC (temporary file)",
             &path,
         );
-        let fd = match open(path.as_c_str(), flags, mode) {
+        let fd = match eintr::retry(|| open(path.as_c_str(), flags, mode)) {
             Ok(fd) => fd,
             // Left by an earlier process with our pid: take the next number.
-            Err(Errno::EEXIST) | Err(Errno::EINTR) => continue,
+            Err(Errno::EEXIST) => continue,
             Err(e) => return Err(Error::new(e, Op::Open, as_path(&path))),
         };
         // Until we hold the flock, a gc may take this fresh file for a crashed creator's: it
         // then holds the flock for an instant (we wait) and may unlink it (we start again).
-        let locked = match Flock::lock(fd, FlockArg::LockExclusive) {
+        let locked = match eintr::flock(fd, FlockArg::LockExclusive) {
             Ok(l) => l,
             Err((_, e)) => {
-                let _ = unlink(path.as_c_str());
+                let _ = eintr::retry(|| unlink(path.as_c_str()));
                 return Err(Error::new(e, Op::Lock, as_path(&path)));
             }
         };
         match fstat(locked.as_fd()) {
-            Ok(st) if st.st_nlink == 0 => continue,
-            Ok(_) => return Ok((path, locked)),
+            Ok(st) if st.st_nlink == 0 => {
+                // Collected: the name is gone, or a new file of someone else is there.
+                eintr::unlock_and_close(locked);
+                continue;
+            }
+            Ok(_) => {
+                return Ok(Temp {
+                    path,
+                    file: Some(locked),
+                    checks,
+                })
+            }
             Err(e) => {
-                let _ = unlink(path.as_c_str());
-                return Err(Error::new(e, Op::Lock, as_path(&path)));
+                let err = Error::new(e, Op::Lock, as_path(&path));
+                drop(Temp {
+                    path,
+                    file: Some(locked),
+                    checks,
+                });
+                return Err(err);
             }
         }
     }
@@ -381,53 +453,119 @@ fn make_temp(dir: &ShmDir, mode: Mode, checks: &Checks<'_>) -> Result<(CString, 
         .because("1000 temporary names in a row were taken; run `tmpshm gc`"))
 }
 
-/// Steps 1–5 of the module docs.
+/// `renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE)`: moves `from` to `to` unless
+/// something is at `to`, in one step. Called through `syscall(2)`: nix wraps it only for
+/// glibc, and Android's libc only from API level 30.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+#[allow(clippy::unnecessary_cast)] // RENAME_NOREPLACE is c_uint on Linux, c_int on Android
+fn rename_noreplace(from: &CStr, to: &CStr) -> nix::Result<()> {
+    // SAFETY: both paths are NUL-terminated and outlive the call, which only reads them; every
+    // argument is passed as the `long` that the kernel reads.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_renameat2,
+            libc::AT_FDCWD as libc::c_long,
+            from.as_ptr(),
+            libc::AT_FDCWD as libc::c_long,
+            to.as_ptr(),
+            libc::RENAME_NOREPLACE as libc::c_long,
+        )
+    };
+    Errno::result(r).map(drop)
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn rename_noreplace(_from: &CStr, _to: &CStr) -> nix::Result<()> {
+    Err(Errno::ENOSYS)
+}
+
+/// How the temporary file reached the data path.
+enum Placed {
+    /// Renamed: the temporary name is gone.
+    Renamed,
+    /// Linked (no `renameat2` here): the temporary name is still there.
+    Linked,
+}
+
+fn taken(e: Errno, data: &CStr) -> Error {
+    match e {
+        Errno::EEXIST => Error::new(Errno::EEXIST, Op::Open, as_path(data))
+            .because("something is already at the data path"),
+        e => Error::new(e, Op::Open, as_path(data)),
+    }
+}
+
+/// Step 3 of the module docs: put the temporary file at `data`, never replacing anything.
+fn place(temp: &CStr, data: &CStr, checks: &Checks<'_>) -> Result<Placed> {
+    place_via(rename_noreplace, temp, data, checks)
+}
+
+/// [`place`] with the rename as a parameter, so that tests can take the fallback.
+fn place_via(
+    rename: fn(&CStr, &CStr) -> nix::Result<()>,
+    temp: &CStr,
+    data: &CStr,
+    checks: &Checks<'_>,
+) -> Result<Placed> {
+    let shown = as_path(temp).display();
+    emit(
+        checks,
+        &format!("renameat2 RENAME_NOREPLACE {shown} ->"),
+        data,
+    );
+    match eintr::retry(|| rename(temp, data)) {
+        Ok(()) => return Ok(Placed::Renamed),
+        // No renameat2 in this kernel, or no RENAME_NOREPLACE in this file system.
+        Err(Errno::EINVAL | Errno::ENOSYS | Errno::EOPNOTSUPP) => {}
+        Err(e) => return Err(taken(e, data)),
+    }
+    emit(checks, &format!("link {shown} ->"), data);
+    // linkat without AT_SYMLINK_FOLLOW: never follows a link at either path.
+    eintr::retry(|| linkat(AT_FDCWD, temp, AT_FDCWD, data, AtFlags::empty()))
+        .map_err(|e| taken(e, data))?;
+    Ok(Placed::Linked)
+}
+
+/// Steps 1–4 of the module docs.
 fn publish(dir: &ShmDir, paths: &ObjectPaths, size: u64, mode: Mode) -> Result<OwnedFd> {
     let checks = dir.checks();
-    let _guard = dir.lock(paths)?;
-    let (temp, locked) = make_temp(dir, mode, &checks)?;
-    let filled = (|| {
-        object::truncate(&locked, &temp, size, &checks)?;
-        emit(&checks, &format!("fchmod {:04o}", mode.bits()), &temp);
-        fchmod(locked.as_fd(), mode).map_err(|e| Error::new(e, Op::Open, as_path(&temp)))?;
-        emit(
-            &checks,
-            &format!("link {} ->", as_path(&temp).display()),
-            &paths.data,
-        );
-        // linkat(AT_FDCWD, temp, AT_FDCWD, data, 0): never follows a link at either path.
-        std::fs::hard_link(as_path(&temp), as_path(&paths.data)).map_err(|e| match Errno::from_raw(
-            e.raw_os_error().unwrap_or(libc::EIO),
-        ) {
-            Errno::EEXIST => Error::new(Errno::EEXIST, Op::Open, as_path(&paths.data))
-                .because("something is already at the data path"),
-            e => Error::new(e, Op::Open, as_path(&paths.data)),
-        })
-    })();
-    emit(&checks, "unlink (temporary name)", &temp);
-    // Unlinked while we still hold its flock, so that gc never removes a name in use.
-    let removed = unlink(temp.as_c_str());
-    filled?;
-    removed.map_err(|e| Error::new(e, Op::Unlink, as_path(&temp)))?;
-    let fd = match locked.unlock() {
-        Ok(fd) => fd,
-        Err((_, e)) => return Err(Error::new(e, Op::Lock, as_path(&temp))),
-    };
-    // Our fd still names the file by its temporary (now deleted) name in /proc/self/fd and
-    // /proc/self/maps. Reopen it by its real name, so that tools show `<dir>/.SHMD<name>`;
-    // keep the first fd if the object was unlinked or replaced in between.
+    let _guard = dir.lock_as(paths, checks.euid)?;
+    let temp = make_temp(dir, mode, &checks)?;
+    // Any error from here on drops `temp`, which unlinks the temporary name.
+    object::truncate(temp.fd(), &temp.path, size, &checks)?;
+    emit(&checks, &format!("fchmod {:04o}", mode.bits()), &temp.path);
+    eintr::retry(|| fchmod(temp.fd(), mode))
+        .map_err(|e| Error::new(e, Op::Open, as_path(&temp.path)))?;
+    match place(&temp.path, &paths.data, &checks)? {
+        // The fd already names `<dir>/.SHMD<name>` (in /proc/self/fd and /proc/self/maps).
+        Placed::Renamed => temp.into_fd(),
+        Placed::Linked => {
+            emit(&checks, "unlink (temporary name)", &temp.path);
+            // Unlinked while we still hold its flock, so that gc never removes a name in use.
+            eintr::retry(|| unlink(temp.path.as_c_str()))
+                .map_err(|e| Error::new(e, Op::Unlink, as_path(&temp.path)))?;
+            let fd = temp.into_fd()?;
+            reopen_by_name(fd, paths, &checks)
+        }
+    }
+}
+
+/// After a link: our fd still names the file by its temporary (now deleted) name in
+/// /proc/self/fd and /proc/self/maps. Reopen it by its real name, so that tools show
+/// `<dir>/.SHMD<name>`; keep the first fd if the object was unlinked or replaced in between.
+fn reopen_by_name(fd: OwnedFd, paths: &ObjectPaths, checks: &Checks<'_>) -> Result<OwnedFd> {
     let req = Request {
         access: OFlag::O_RDWR,
         truncate: false,
     };
-    match object::open_existing(&paths.data, req, &checks) {
-        Ok(again) if same_file(&again, &fd) => Ok(again),
+    match object::open_existing(&paths.data, req, checks) {
+        Ok(again) if same_file(again.as_fd(), fd.as_fd()) => Ok(again),
         _ => Ok(fd),
     }
 }
 
-fn same_file(a: &OwnedFd, b: &OwnedFd) -> bool {
-    match (fstat(a.as_fd()), fstat(b.as_fd())) {
+fn same_file(a: BorrowedFd<'_>, b: BorrowedFd<'_>) -> bool {
+    match (fstat(a), fstat(b)) {
         (Ok(x), Ok(y)) => (x.st_dev, x.st_ino) == (y.st_dev, y.st_ino),
         _ => false,
     }
@@ -503,8 +641,8 @@ impl Shm {
     /// Unlink the object when this handle is dropped (or not).
     ///
     /// The drop unlinks only if the data path still names the file this handle has open, so
-    /// an object that someone else unlinked and re-created is left alone. Errors on drop are
-    /// ignored; call [`Shm::unlink`] to see them.
+    /// an object that someone else unlinked and re-created is left alone (see the module docs
+    /// for the one gap). Errors on drop are ignored; call [`Shm::unlink`] to see them.
     ///
     /// # Example
     /// ```
@@ -565,16 +703,37 @@ impl Shm {
         Ok(true)
     }
 
-    /// Unlinks the object now (the memory lives on while fds and mappings do).
+    /// Unlinks the object now (the memory lives on while fds and mappings do), if the name
+    /// still names the file this handle has open.
+    ///
+    /// The compare and the unlink happen under the creation lock, so no creator that takes it
+    /// can put a new object under the name in between (see the module docs).
     ///
     /// # Errors
-    /// As [`ShmDir::unlink`]: `ENOENT` if it is already gone, `EACCES`, `EROFS`.
+    /// - `ENOENT`: the object is already gone, or the name now names another object (which is
+    ///   left alone).
+    /// - `EACCES`, `EROFS`: as [`ShmDir::unlink`].
+    /// - `EACCES`, `EPERM`, `ELOOP`, `EINVAL`: the lock file is unusable (see [`ShmDir::open`]).
     ///
     /// # Example
     /// See [`Shm`].
     pub fn unlink(mut self) -> Result<()> {
         self.unlink_on_drop = false;
-        self.dir.unlink(self.name.as_os_str())
+        self.unlink_if_ours()
+    }
+
+    fn unlink_if_ours(&self) -> Result<()> {
+        let paths = self.dir.paths(self.name.as_os_str())?;
+        let checks = self.dir.checks();
+        let _guard = self.dir.lock_as(&paths, checks.euid)?;
+        let ours = fstat(self.fd()).map_err(|e| Error::new(e, Op::Check, &self.path))?;
+        let there = eintr::retry(|| lstat(paths.data.as_c_str()))
+            .map_err(|e| Error::new(e, Op::Unlink, &self.path))?;
+        if (ours.st_dev, ours.st_ino) != (there.st_dev, there.st_ino) {
+            return Err(Error::new(Errno::ENOENT, Op::Unlink, &self.path)
+                .because("the name now names another object; leaving it alone"));
+        }
+        object::remove(&paths.data, checks.tracer)
     }
 
     /// The fd, giving up ownership (no unlink on drop).
@@ -613,15 +772,78 @@ impl AsFd for Shm {
 
 impl Drop for Shm {
     fn drop(&mut self) {
-        if !self.unlink_on_drop {
-            return;
+        if self.unlink_on_drop && self.fd.is_some() {
+            let _ = self.unlink_if_ours();
         }
-        let Some(fd) = &self.fd else { return };
-        let (Ok(ours), Ok(there)) = (fstat(fd.as_fd()), lstat(self.path.as_path())) else {
-            return;
-        };
-        if (ours.st_dev, ours.st_ino) == (there.st_dev, there.st_ino) {
-            let _ = self.dir.unlink(self.name.as_os_str());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::MetadataExt;
+
+    fn cpath(p: &Path) -> CString {
+        CString::new(p.as_os_str().as_bytes()).unwrap()
+    }
+
+    fn checks() -> Checks<'static> {
+        Checks {
+            euid: nix::unistd::geteuid(),
+            cross_user: false,
+            tracer: None,
         }
+    }
+
+    #[test]
+    fn place_renames_and_never_replaces() {
+        let d = tempfile::tempdir().unwrap();
+        let (temp, data) = (d.path().join(".SHMT1.0"), d.path().join(".SHMDx"));
+        std::fs::write(&temp, b"new").unwrap();
+        std::fs::write(&data, b"old").unwrap();
+        let e = place(&cpath(&temp), &cpath(&data), &checks())
+            .err()
+            .unwrap();
+        assert_eq!(e.errno(), Errno::EEXIST);
+        assert_eq!(std::fs::read(&data).unwrap(), b"old");
+        std::fs::remove_file(&data).unwrap();
+        let placed = place(&cpath(&temp), &cpath(&data), &checks()).unwrap();
+        assert!(matches!(placed, Placed::Renamed));
+        assert!(!temp.exists());
+        assert_eq!(std::fs::metadata(&data).unwrap().nlink(), 1);
+    }
+
+    #[test]
+    fn place_falls_back_to_link_where_renameat2_is_missing() {
+        let d = tempfile::tempdir().unwrap();
+        let (temp, data) = (d.path().join(".SHMT1.0"), d.path().join(".SHMDx"));
+        std::fs::write(&temp, b"new").unwrap();
+        for missing in [Errno::ENOSYS, Errno::EINVAL, Errno::EOPNOTSUPP] {
+            let no_rename: fn(&CStr, &CStr) -> nix::Result<()> = match missing {
+                Errno::ENOSYS => |_, _| Err(Errno::ENOSYS),
+                Errno::EINVAL => |_, _| Err(Errno::EINVAL),
+                _ => |_, _| Err(Errno::EOPNOTSUPP),
+            };
+            let placed = place_via(no_rename, &cpath(&temp), &cpath(&data), &checks()).unwrap();
+            assert!(matches!(placed, Placed::Linked));
+            // The window the fallback has: both names, two links.
+            assert_eq!(std::fs::metadata(&data).unwrap().nlink(), 2);
+            let e = place_via(no_rename, &cpath(&temp), &cpath(&data), &checks())
+                .err()
+                .unwrap();
+            assert_eq!(e.errno(), Errno::EEXIST);
+            std::fs::remove_file(&data).unwrap();
+        }
+        // Any other rename error is final: no link is tried.
+        let e = place_via(
+            |_, _| Err(Errno::EACCES),
+            &cpath(&temp),
+            &cpath(&data),
+            &checks(),
+        )
+        .err()
+        .unwrap();
+        assert_eq!(e.errno(), Errno::EACCES);
+        assert!(!data.exists());
     }
 }

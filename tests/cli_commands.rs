@@ -330,8 +330,7 @@ fn trace_prints_every_step_to_stderr() {
         "trace: name \"/t\" ok",
         "trace: lock acquired",
         "trace: ftruncate",
-        "trace: link",
-        "trace: fstat",
+        "trace: renameat2 RENAME_NOREPLACE",
         "trace: unlock",
     ] {
         assert!(steps.iter().any(|l| l.starts_with(want)), "{want}: {err}");

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use nix::fcntl::{Flock, FlockArg};
-use tmpshm::{AuxKind, FileKind, LockState, OFlag, ShmDir, ShmOptions, Step};
+use tmpshm::{AuxKind, FileKind, Layout, LockState, OFlag, ShmDir, ShmOptions, Step};
 
 #[test]
 fn list_reports_objects_locks_and_temporary_files() {
@@ -119,7 +119,8 @@ fn gc_heals_an_object_left_with_two_links_by_a_crashed_creator() {
     let shm = ShmDir::new(d.path());
     let opts = ShmOptions::new().dir(shm.clone()).size(64);
     drop(opts.create("/half").unwrap());
-    // A creator killed between link() and unlink() of its temporary name.
+    // A creator killed between link() and unlink() of its temporary name (possible only in
+    // the link fallback, where renameat2 is missing).
     std::fs::hard_link(d.path().join(".SHMDhalf"), d.path().join(".SHMT99999.0")).unwrap();
     assert_eq!(
         opts.open("/half").unwrap_err().raw_os_error(),
@@ -220,4 +221,110 @@ fn gc_running_alongside_lockers_breaks_nothing() {
         .map(|e| e.unwrap().file_name())
         .collect();
     assert!(left.is_empty(), "left behind: {left:?}");
+}
+
+#[test]
+fn gc_in_the_glibc_layout_removes_only_temporary_files_of_the_exact_form() {
+    let d = tempfile::tempdir().unwrap();
+    let shm = ShmDir::new(d.path()).layout(Layout::GLIBC);
+    // Real objects whose names merely start with ".SHMT".
+    for name in ["/.SHMTdata", "/.SHMT12", "/.SHMT1.x", "/.SHMT.3"] {
+        drop(
+            shm.open(name, OFlag::O_CREAT | OFlag::O_RDWR, 0o600)
+                .unwrap(),
+        );
+    }
+    // What a creator killed before its rename leaves in this layout.
+    std::fs::write(d.path().join(".SHMT4242.7"), b"").unwrap();
+    let inv = shm.list().unwrap();
+    let names: Vec<_> = inv.objects.iter().map(|o| o.name.clone()).collect();
+    assert_eq!(names, ["/.SHMT.3", "/.SHMT1.x", "/.SHMT12", "/.SHMTdata"]);
+    assert_eq!(inv.locks.len(), 1, "{:?}", inv.locks);
+    assert_eq!(inv.locks[0].kind, AuxKind::Temp);
+    let report = shm.gc().unwrap();
+    assert_eq!(report.removed, [d.path().join(".SHMT4242.7")]);
+    assert!(report.failed.is_empty(), "{:?}", report.failed);
+    for file in [".SHMTdata", ".SHMT12", ".SHMT1.x", ".SHMT.3"] {
+        assert!(d.path().join(file).exists(), "gc removed the object {file}");
+    }
+    // The illumos layout keeps treating every .SHMT file as temporary: objects are .SHMD.
+    std::fs::write(d.path().join(".SHMTleft"), b"").unwrap();
+    let report = ShmDir::new(d.path()).gc().unwrap();
+    assert!(report.removed.contains(&d.path().join(".SHMTleft")));
+}
+
+#[test]
+fn lock_info_probes_one_lock_file() {
+    let d = tempfile::tempdir().unwrap();
+    let probes = Arc::new(Mutex::new(Vec::new()));
+    let sink = probes.clone();
+    let shm = ShmDir::new(d.path()).trace(move |step| {
+        if let Step::Call { call, path } = step {
+            if call.starts_with("probe") {
+                sink.lock().unwrap().push(path.to_path_buf());
+            }
+        }
+    });
+    assert!(shm.lock_info("/one").unwrap().is_none());
+    std::fs::write(d.path().join(".SHMLone"), b"").unwrap();
+    std::fs::write(d.path().join(".SHMLother"), b"").unwrap();
+    std::fs::write(d.path().join(".SHMT1.2"), b"").unwrap();
+    let info = shm.lock_info("/one").unwrap().unwrap();
+    assert_eq!(info.state, LockState::Stale);
+    assert_eq!(
+        info.kind,
+        AuxKind::Lock {
+            name: "/one".into()
+        }
+    );
+    assert_eq!(info.path, d.path().join(".SHMLone"));
+    let held_file = std::fs::File::open(d.path().join(".SHMLone")).unwrap();
+    let held = Flock::lock(held_file, FlockArg::LockExclusive).unwrap();
+    assert!(matches!(
+        shm.lock_info("/one").unwrap().unwrap().state,
+        LockState::Held { .. }
+    ));
+    drop(held);
+    assert_eq!(
+        *probes.lock().unwrap(),
+        [d.path().join(".SHMLone"), d.path().join(".SHMLone")]
+    );
+    assert!(ShmDir::new(d.path())
+        .layout(Layout::GLIBC)
+        .lock_info("/one")
+        .unwrap()
+        .is_none());
+    assert_eq!(
+        shm.lock_info("bad").unwrap_err().raw_os_error(),
+        Some(libc::EINVAL)
+    );
+}
+
+#[test]
+fn cli_stat_probes_only_the_lock_file_of_that_name() {
+    let d = tempfile::tempdir().unwrap();
+    ShmOptions::new()
+        .dir(ShmDir::new(d.path()))
+        .size(8)
+        .create("/one")
+        .unwrap();
+    for file in [".SHMLone", ".SHMLother", ".SHMT1.2"] {
+        std::fs::write(d.path().join(file), b"").unwrap();
+    }
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tmpshm"))
+        .arg("--dir")
+        .arg(d.path())
+        .args(["--trace", "stat", "/one"])
+        .env_remove("TMPSHM_DIR")
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stderr}");
+    assert!(stdout.contains(".SHMLone: stale"), "{stdout}");
+    let probes: Vec<_> = stderr.lines().filter(|l| l.contains("probe")).collect();
+    assert_eq!(probes.len(), 1, "{stderr}");
+    assert!(probes[0].ends_with(".SHMLone"), "{stderr}");
 }

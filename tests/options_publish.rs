@@ -4,8 +4,13 @@
 use std::ffi::CString;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::sync::mpsc;
+use std::time::Duration;
 
-use tmpshm::{Access, Mapping, OFlag, ShmDir, ShmOptions};
+use tmpshm::{Access, Mapping, OFlag, ShmDir, ShmOptions, Step};
+
+mod common;
+use common::{in_child, wait_exit};
 
 const SIZE: u64 = 1 << 16;
 
@@ -13,15 +18,68 @@ fn opts(dir: &std::path::Path) -> ShmOptions {
     ShmOptions::new().dir(ShmDir::new(dir)).size(SIZE)
 }
 
-/// What the hammering children saw: successful opens, and opens of a file of the wrong size.
+/// How a hammering child opens the object.
+#[derive(Clone, Copy)]
+enum Opener {
+    /// `open(2)` itself, which refuses nothing: sees exactly what is at the path.
+    Raw,
+    /// `ShmDir::open(O_RDWR)`: every check tmpshm makes (one link, regular, ours).
+    Dir,
+    /// `ShmOptions::open` without a size, so that a short object shows as a wrong size.
+    Options,
+}
+
+/// What the hammering children saw: successful opens, opens of a file of the wrong size,
+/// opens refused with `EPERM`, and opens failing with anything but `ENOENT` and `EPERM`.
+#[derive(Debug, Default)]
 struct Seen {
     opens: u64,
     wrong_size: u64,
+    eperm: u64,
+    other: u64,
 }
 
-/// Forks `n` children that open `path` read-only and `fstat` it in a loop until `create_all`
-/// returns, then collects what they saw. Children use only raw syscalls (no allocation).
-fn hammer(n: usize, path: &std::path::Path, create_all: impl FnOnce()) -> Seen {
+/// One open of `name` in `dir` (or of `cpath`, for `Raw`): the size, or the errno.
+fn open_once(how: Opener, cpath: &CString, dir: &std::path::Path) -> Result<u64, i32> {
+    match how {
+        Opener::Raw => {
+            // SAFETY: cpath is a valid C string; the fd is closed below.
+            let fd = unsafe { libc::open(cpath.as_ptr(), libc::O_RDONLY | libc::O_NOFOLLOW) };
+            if fd < 0 {
+                return Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(0));
+            }
+            // SAFETY: st is a plain out-parameter for fstat.
+            let mut st: libc::stat = unsafe { std::mem::zeroed() };
+            // SAFETY: fd is open; st is writable.
+            let r = unsafe { libc::fstat(fd, &mut st) };
+            // SAFETY: our own fd.
+            unsafe { libc::close(fd) };
+            if r == 0 {
+                Ok(st.st_size as u64)
+            } else {
+                Err(libc::EIO)
+            }
+        }
+        Opener::Dir => {
+            let fd = ShmDir::new(dir)
+                .open("/hammer", OFlag::O_RDWR, 0)
+                .map_err(|e| e.raw_os_error().unwrap_or(0))?;
+            let st = nix::sys::stat::fstat(fd.as_fd()).map_err(|e| e as i32)?;
+            Ok(st.st_size as u64)
+        }
+        Opener::Options => ShmOptions::new()
+            .dir(ShmDir::new(dir))
+            .open("/hammer")
+            .map(|s| s.len())
+            .map_err(|e| e.raw_os_error().unwrap_or(0)),
+    }
+}
+
+/// Forks one child per entry of `openers`; each opens `<dir>/.SHMDhammer` its way in a loop
+/// until `create_all` returns. Then collects what they saw. `Raw` children use only raw
+/// syscalls; the others run tmpshm itself, as any program would.
+fn hammer(openers: &[Opener], dir: &std::path::Path, create_all: impl FnOnce()) -> Seen {
+    let path = dir.join(".SHMDhammer");
     let cpath = CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
     let mut stop = [0i32; 2];
     let mut report = [0i32; 2];
@@ -32,9 +90,9 @@ fn hammer(n: usize, path: &std::path::Path, create_all: impl FnOnce()) -> Seen {
     // SAFETY: fcntl on our own fd.
     unsafe { libc::fcntl(stop[0], libc::F_SETFL, libc::O_NONBLOCK) };
     let mut pids = Vec::new();
-    for _ in 0..n {
-        // SAFETY: the child runs only async-signal-safe syscalls on memory prepared before
-        // the fork, and ends with _exit.
+    for &how in openers {
+        // SAFETY: the child runs plain syscalls (through tmpshm for the non-raw openers) on
+        // memory prepared before the fork, and ends with _exit.
         let pid = unsafe { libc::fork() };
         assert!(pid >= 0);
         if pid == 0 {
@@ -44,7 +102,7 @@ fn hammer(n: usize, path: &std::path::Path, create_all: impl FnOnce()) -> Seen {
                 libc::close(stop[1]);
                 libc::close(report[0]);
             }
-            let (mut opens, mut wrong) = (0u64, 0u64);
+            let mut seen = [0u64; 4];
             let mut byte = 0u8;
             let started = now_secs();
             // A hang guard: never spin longer than five minutes, whatever happens.
@@ -54,26 +112,21 @@ fn hammer(n: usize, path: &std::path::Path, create_all: impl FnOnce()) -> Seen {
                 if r == 0 {
                     break; // the parent closed its end: done
                 }
-                // SAFETY: cpath is a valid C string; the fd is closed below.
-                let fd = unsafe { libc::open(cpath.as_ptr(), libc::O_RDONLY | libc::O_NOFOLLOW) };
-                if fd >= 0 {
-                    // SAFETY: st is a plain out-parameter for fstat.
-                    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-                    // SAFETY: fd is open; st is writable.
-                    if unsafe { libc::fstat(fd, &mut st) } == 0 {
-                        opens += 1;
-                        if st.st_size as u64 != SIZE {
-                            wrong += 1;
-                        }
+                match open_once(how, &cpath, dir) {
+                    Ok(size) => {
+                        seen[0] += 1;
+                        seen[1] += u64::from(size != SIZE);
                     }
-                    // SAFETY: our own fd.
-                    unsafe { libc::close(fd) };
+                    Err(libc::ENOENT) => {}
+                    Err(libc::EPERM) => seen[2] += 1,
+                    Err(_) => seen[3] += 1,
                 }
             }
-            let mut out = [0u8; 16];
-            out[..8].copy_from_slice(&opens.to_ne_bytes());
-            out[8..].copy_from_slice(&wrong.to_ne_bytes());
-            // SAFETY: writing 16 bytes from a local array to our pipe, then exiting.
+            let mut out = [0u8; 32];
+            for (chunk, n) in out.chunks_mut(8).zip(seen) {
+                chunk.copy_from_slice(&n.to_ne_bytes());
+            }
+            // SAFETY: writing 32 bytes from a local array to our pipe, then exiting.
             unsafe {
                 libc::write(report[1], out.as_ptr().cast(), out.len());
                 libc::_exit(0)
@@ -89,10 +142,6 @@ fn hammer(n: usize, path: &std::path::Path, create_all: impl FnOnce()) -> Seen {
     create_all();
     // SAFETY: closing the write end tells the children to stop.
     unsafe { libc::close(stop[1]) };
-    let mut seen = Seen {
-        opens: 0,
-        wrong_size: 0,
-    };
     for pid in pids {
         let mut status = 0;
         // SAFETY: waiting for our own child.
@@ -101,10 +150,14 @@ fn hammer(n: usize, path: &std::path::Path, create_all: impl FnOnce()) -> Seen {
     }
     // SAFETY: taking ownership of the read end, closed by the File.
     let mut r = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(report[0]) });
-    let mut buf = [0u8; 16];
+    let mut seen = Seen::default();
+    let mut buf = [0u8; 32];
     while std::io::Read::read_exact(&mut r, &mut buf).is_ok() {
-        seen.opens += u64::from_ne_bytes(buf[..8].try_into().unwrap());
-        seen.wrong_size += u64::from_ne_bytes(buf[8..].try_into().unwrap());
+        let n = |i: usize| u64::from_ne_bytes(buf[i * 8..i * 8 + 8].try_into().unwrap());
+        seen.opens += n(0);
+        seen.wrong_size += n(1);
+        seen.eperm += n(2);
+        seen.other += n(3);
     }
     seen
 }
@@ -130,14 +183,21 @@ fn rounds() -> usize {
 fn openers_never_see_a_created_object_smaller_than_its_size() {
     let d = tempfile::tempdir().unwrap();
     let o = opts(d.path());
-    let path = d.path().join(".SHMDhammer");
-    let seen = hammer(3, &path, || {
+    // Raw opens see whatever is at the path; tmpshm's own opens also refuse a second link,
+    // so they prove that no moment of the publish shows one (no spurious EPERM).
+    let openers = [Opener::Raw, Opener::Dir, Opener::Options];
+    let seen = hammer(&openers, d.path(), || {
         for _ in 0..rounds() {
             let shm = o.create("/hammer").unwrap();
             shm.unlink().unwrap();
         }
     });
-    assert_eq!(seen.wrong_size, 0, "an opener saw a half-made object");
+    assert_eq!(
+        seen.wrong_size, 0,
+        "an opener saw a half-made object: {seen:?}"
+    );
+    assert_eq!(seen.eperm, 0, "an opener saw a second link: {seen:?}");
+    assert_eq!(seen.other, 0, "{seen:?}");
     assert!(
         seen.opens > 0,
         "the openers never saw the object: the test proved nothing"
@@ -153,15 +213,14 @@ fn openers_never_see_a_created_object_smaller_than_its_size() {
 fn control_hammer_catches_the_naive_creation() {
     let d = tempfile::tempdir().unwrap();
     let shm = ShmDir::new(d.path());
-    let path = d.path().join(".SHMDnaive");
-    let seen = hammer(3, &path, || {
+    let seen = hammer(&[Opener::Raw; 3], d.path(), || {
         for _ in 0..rounds() {
             let fd = shm
-                .open("/naive", OFlag::O_CREAT | OFlag::O_RDWR, 0o600)
+                .open("/hammer", OFlag::O_CREAT | OFlag::O_RDWR, 0o600)
                 .unwrap();
             std::thread::sleep(std::time::Duration::from_micros(200));
             nix::unistd::ftruncate(&fd, SIZE as i64).unwrap();
-            shm.unlink("/naive").unwrap();
+            shm.unlink("/hammer").unwrap();
         }
     });
     assert!(seen.wrong_size > 0, "opens {}", seen.opens);
@@ -169,18 +228,19 @@ fn control_hammer_catches_the_naive_creation() {
 
 #[test]
 fn mode_is_exact_whatever_the_umask() {
+    // umask is per process, and other tests of this binary run meanwhile: change it only in
+    // a child.
     let d = tempfile::tempdir().unwrap();
-    // SAFETY: umask only sets the process's mask; the old one is restored below.
-    let old = unsafe { libc::umask(0o077) };
-    let r = opts(d.path()).mode(0o664).create("/mode");
-    // SAFETY: as above.
-    unsafe { libc::umask(old) };
-    let shm = r.unwrap();
-    let meta = std::fs::metadata(shm.path()).unwrap();
+    let o = opts(d.path()).mode(0o664);
+    let child = in_child(move || {
+        nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
+        i32::from(o.create("/mode").map(|s| s.created()).ok() != Some(true))
+    });
+    assert_eq!(wait_exit(child, Duration::from_secs(30)), 0);
+    let meta = std::fs::metadata(d.path().join(".SHMDmode")).unwrap();
     assert_eq!(meta.permissions().mode() & 0o7777, 0o664);
     assert_eq!(meta.len(), SIZE);
     assert_eq!(meta.nlink(), 1);
-    assert!(shm.created());
 }
 
 #[test]
@@ -345,4 +405,80 @@ fn the_returned_fd_names_the_real_file_not_the_temporary_one() {
     } else {
         eprintln!("skip: /proc/self/fd is not available here");
     }
+}
+
+/// The inode at `path`.
+fn ino(path: &std::path::Path) -> u64 {
+    std::fs::symlink_metadata(path).unwrap().ino()
+}
+
+#[test]
+fn unlink_on_drop_never_removes_an_object_recreated_during_the_drop() {
+    // At the drop's unlink step, another thread unlinks the object and creates a new one
+    // under the same name. The drop must not remove the newcomer: it compares and unlinks
+    // under the creation lock, so the re-creation waits until the drop is done.
+    let d = tempfile::tempdir().unwrap();
+    let path = d.path().join(".SHMDrace");
+    let (done_tx, done_rx) = mpsc::channel::<()>();
+    let done_rx = std::sync::Mutex::new(done_rx);
+    let rival = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let joined = rival.clone();
+    let dir = d.path().to_path_buf();
+    let traced = ShmDir::new(d.path()).trace(move |step| {
+        if let Step::Unlink { .. } = step {
+            let (dir, tx) = (dir.clone(), done_tx.clone());
+            *rival.lock().unwrap() = Some(std::thread::spawn(move || {
+                let o = opts(&dir);
+                ShmDir::new(&dir).unlink("/race").unwrap();
+                let fresh = o.create("/race").unwrap().into_fd();
+                let _ = tx.send(());
+                fresh
+            }));
+            // Give the rival every chance to finish before our unlink (it cannot, if the
+            // lock is held); this waits, it asserts nothing about speed.
+            let _ = done_rx.lock().unwrap().recv_timeout(Duration::from_secs(2));
+        }
+    });
+    let owner = ShmOptions::new()
+        .dir(traced)
+        .size(SIZE)
+        .unlink_on_drop(true)
+        .create("/race")
+        .unwrap();
+    let first = ino(&path);
+    // Kept open so that the file system cannot give its inode number to the newcomer.
+    let _first_fd = owner.as_fd().try_clone_to_owned().unwrap();
+    drop(owner);
+    // The rival finishes once the drop has released the lock.
+    let rival = joined
+        .lock()
+        .unwrap()
+        .take()
+        .expect("the drop unlinked nothing");
+    let _fresh = rival.join().unwrap();
+    assert!(path.exists(), "the drop removed the re-created object");
+    assert_ne!(ino(&path), first);
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), SIZE);
+}
+
+#[test]
+fn shm_unlink_leaves_a_recreated_object_alone() {
+    let d = tempfile::tempdir().unwrap();
+    let o = opts(d.path());
+    let path = d.path().join(".SHMDagain");
+    let old = o.create("/again").unwrap();
+    ShmDir::new(d.path()).unlink("/again").unwrap();
+    let newcomer = o.create("/again").unwrap();
+    let e = old.unlink().unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::ENOENT), "{e}");
+    assert!(path.exists());
+    newcomer.unlink().unwrap();
+    assert!(!path.exists());
+    assert_eq!(
+        o.create("/again")
+            .unwrap()
+            .unlink()
+            .map_err(|e| e.raw_os_error()),
+        Ok(())
+    );
 }

@@ -143,12 +143,8 @@ pub fn ls(shm: &ShmDir, json: bool) -> Result<(), CliError> {
 pub fn stat(shm: &ShmDir, name: &OsStr, json: bool) -> Result<(), CliError> {
     let info = shm.stat(name)?;
     let lock_path = shm.lock_path(name)?;
-    let lock = match &lock_path {
-        Some(p) if p.symlink_metadata().is_ok() => {
-            shm.list()?.locks.into_iter().find(|l| &l.path == p)
-        }
-        _ => None,
-    };
+    // Probes that one lock file, not the whole directory.
+    let lock = shm.lock_info(name)?;
     if json {
         let mut v = object_json(&info);
         v["lock"] = lock.as_ref().map_or(Value::Null, lock_json);
