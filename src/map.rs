@@ -12,6 +12,7 @@
 use std::os::fd::AsFd;
 use std::path::Path;
 use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU8, Ordering};
 
 use nix::errno::Errno;
 use nix::sys::mman::{mmap, munmap, MapFlags, ProtFlags};
@@ -30,8 +31,9 @@ pub enum Access {
 
 /// A `MAP_SHARED` mapping of the first `len` bytes of an object.
 ///
-/// Reads and writes go through [`Mapping::read_at`] and [`Mapping::write_at`], which copy and
-/// never hand out references into memory that another process may change at any moment.
+/// Reads and writes go through [`Mapping::read_at`] and [`Mapping::write_at`], which copy byte
+/// by byte with relaxed atomic loads and stores, and never hand out plain references into
+/// memory that another process may change at any moment (that would be a data race).
 /// Unmapped on drop.
 ///
 /// # Example
@@ -69,10 +71,11 @@ pub struct Mapping {
     access: Access,
 }
 
-// SAFETY: the mapping is plain shared memory; every access copies through raw pointers, so
-// sharing the handle between threads adds nothing that sharing it between processes does not.
+// SAFETY: the mapping is plain shared memory that other processes change at any moment anyway;
+// every access goes through `bytes()`, relaxed atomic loads and stores, so threads sharing the
+// handle race no more than processes sharing the object, and neither race is undefined behaviour.
 unsafe impl Send for Mapping {}
-// SAFETY: as above; `&Mapping` only allows copying reads and writes.
+// SAFETY: as above; `&Mapping` only allows atomic byte copies in and out.
 unsafe impl Sync for Mapping {}
 
 impl Mapping {
@@ -130,6 +133,14 @@ impl Mapping {
         self.ptr.as_ptr()
     }
 
+    /// The mapping as bytes that other processes (and threads) may change at any time.
+    fn bytes(&self) -> &[AtomicU8] {
+        // SAFETY: the mapping is live and `len` bytes long for as long as `self` is; AtomicU8
+        // has the size and alignment of u8; all access through it is atomic, so concurrent
+        // writers elsewhere are races on atomics, not data races.
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr().cast::<AtomicU8>(), self.len) }
+    }
+
     fn range(&self, offset: usize, n: usize) -> Result<()> {
         match offset.checked_add(n) {
             Some(end) if end <= self.len => Ok(()),
@@ -149,15 +160,9 @@ impl Mapping {
     /// `EINVAL`: the range is outside the mapping.
     pub fn read_at(&self, offset: usize, buf: &mut [u8]) -> Result<()> {
         self.range(offset, buf.len())?;
-        // SAFETY: the range is inside the live mapping (checked above); `buf` is ours and cannot
-        // overlap a mapping we created.
-        unsafe {
-            std::ptr::copy_nonoverlapping(
-                self.ptr.as_ptr().add(offset),
-                buf.as_mut_ptr(),
-                buf.len(),
-            )
-        };
+        for (dst, src) in buf.iter_mut().zip(&self.bytes()[offset..]) {
+            *dst = src.load(Ordering::Relaxed);
+        }
         Ok(())
     }
 
@@ -173,10 +178,9 @@ impl Mapping {
             );
         }
         self.range(offset, data.len())?;
-        // SAFETY: the range is inside the live, writable mapping (checked above).
-        unsafe {
-            std::ptr::copy_nonoverlapping(data.as_ptr(), self.ptr.as_ptr().add(offset), data.len())
-        };
+        for (dst, src) in self.bytes()[offset..].iter().zip(data) {
+            dst.store(*src, Ordering::Relaxed);
+        }
         Ok(())
     }
 }
