@@ -24,8 +24,9 @@ pub(crate) fn guard(f: impl FnOnce() -> Result<c_int, Errno>) -> c_int {
         Ok(Err(e)) => e as c_int,
         Err(_) => PANIC_ERRNO,
     };
-    // SAFETY: __errno_location returns this thread's errno slot, valid for the thread's life.
-    unsafe { *libc::__errno_location() = errno };
+    // nix finds this thread's errno on every libc (glibc and musl's __errno_location,
+    // bionic's __errno, ...).
+    Errno::set_raw(errno);
     -1
 }
 
