@@ -542,7 +542,7 @@ fn collect(path: &Path, checks: &Checks<'_>) -> Result<Collected> {
     if !is_regular(&st) {
         return Err(fail(Errno::EINVAL).because("not a regular file; remove it by hand"));
     }
-    if st.st_uid != checks.euid.as_raw() && !checks.cross_user {
+    if !checks.cross_user && st.st_uid != checks.euid().as_raw() {
         return Err(fail(Errno::EPERM).because(format!(
             "owned by uid {}, not by us; allow cross-user sharing to collect it",
             st.st_uid

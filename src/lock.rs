@@ -5,13 +5,14 @@
 //! kernel and a dead holder's lock vanishes with its last fd. The file still exists while
 //! held, so existence-based lockers wait for us too. Protocol (the README's interop contract):
 //!
-//! 1. `open(lock, O_CREAT|O_RDWR|O_NOFOLLOW|O_CLOEXEC|O_NONBLOCK, 0666)`; if that is
-//!    `EACCES`, the same with `O_RDONLY` (`flock` works on any fd);
+//! 1. `open(lock, O_CREAT|O_EXCL|O_RDWR|O_NOFOLLOW|O_CLOEXEC|O_NONBLOCK, 0600)` (`0666` when
+//!    shared across users); if the file exists, the same without `O_EXCL`, and on `EACCES` with
+//!    `O_RDONLY` (`flock` works on any fd);
 //! 2. `flock(LOCK_EX|LOCK_NB)`; if busy, check the file (below), then block in `flock(LOCK_EX)`;
 //!    `EINTR` is retried;
-//! 3. `fstat`: it must be a regular file, ours (or cross-user sharing allowed), with at most one
-//!    link. `st_nlink == 0` means the holder before us released it (unlinked it) while we
-//!    waited: close and start again at 1;
+//! 3. `fstat`: `st_nlink == 0` means the holder before us released it (unlinked it) while we
+//!    waited: close and start again at 1. Unless step 1 created it, it must be a regular file,
+//!    ours (or cross-user sharing allowed), with at most one link;
 //! 4. release: `unlink(lock)` while still holding the `flock`, then `flock(LOCK_UN)` (so a
 //!    copy of the fd inherited by a forked child does not keep it locked) and `close`.
 
@@ -35,52 +36,57 @@ pub(crate) struct LockGuard<'a> {
     tracer: Option<&'a Tracer>,
 }
 
-/// Open `path` as a lock file, refusing links and FIFOs without hanging.
-fn open_lock_file(path: &std::ffi::CStr, checks: &Checks<'_>) -> Result<OwnedFd> {
+/// Open `path` as a lock file, refusing links and FIFOs without hanging. Also says whether we
+/// created it: the first try is `O_EXCL`, and a file we made ourselves needs no vetting.
+fn open_lock_file(path: &std::ffi::CStr, checks: &Checks<'_>) -> Result<(OwnedFd, bool)> {
     let tracer = checks.tracer;
     let base = OFlag::O_CREAT | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK;
     // Only we may open our lock files, so only we can hold them: another user who could open
     // one (flock needs no write access) could hold it forever and make us wait. Shared
     // objects need lock files the other users can open.
     let mode = Mode::from_bits_truncate(if checks.cross_user { 0o666 } else { 0o600 });
-    let mut read_only = false;
-    loop {
-        let acc = if read_only {
-            OFlag::O_RDONLY
-        } else {
-            OFlag::O_RDWR
-        };
+    let open_as = |acc: OFlag, exclusive: bool| {
         trace::emit(
             tracer,
             Step::LockOpen {
                 path: as_path(path),
-                read_only,
+                read_only: acc == OFlag::O_RDONLY,
+                exclusive,
             },
         );
-        match eintr::retry(|| open(path, base | acc, mode)) {
-            Ok(fd) => return Ok(fd),
-            Err(Errno::EACCES) if !read_only => read_only = true,
-            Err(e) => {
-                let err = Error::new(e, Op::Lock, as_path(path));
-                return Err(match e {
-                    Errno::ELOOP => {
-                        err.because("a symbolic link is at the lock path; not following it")
-                    }
-                    Errno::EISDIR | Errno::ENXIO => {
-                        Error::new(Errno::EINVAL, Op::Lock, as_path(path))
-                            .because("the lock path is not a regular file")
-                    }
-                    Errno::EACCES => match lstat(path) {
-                        Err(Errno::ENOENT) => err.because(
-                            "we may not create the lock file here (is the directory writable?)",
-                        ),
-                        _ => err.because("the lock file exists and we may not open it"),
-                    },
-                    _ => err,
-                });
-            }
-        }
+        let excl = if exclusive {
+            OFlag::O_EXCL
+        } else {
+            OFlag::empty()
+        };
+        eintr::retry(|| open(path, base | acc | excl, mode))
+    };
+    // Any failure of the exclusive try (the file exists, or something odd is in the way) is
+    // sorted out by the plain tries below, which give the precise error.
+    if let Ok(fd) = open_as(OFlag::O_RDWR, true) {
+        return Ok((fd, true));
     }
+    let e = match open_as(OFlag::O_RDWR, false) {
+        Ok(fd) => return Ok((fd, false)),
+        Err(Errno::EACCES) => match open_as(OFlag::O_RDONLY, false) {
+            Ok(fd) => return Ok((fd, false)),
+            Err(e) => e,
+        },
+        Err(e) => e,
+    };
+    let err = Error::new(e, Op::Lock, as_path(path));
+    Err(match e {
+        Errno::ELOOP => err.because("a symbolic link is at the lock path; not following it"),
+        Errno::EISDIR | Errno::ENXIO => Error::new(Errno::EINVAL, Op::Lock, as_path(path))
+            .because("the lock path is not a regular file"),
+        Errno::EACCES => match lstat(path) {
+            Err(Errno::ENOENT) => {
+                err.because("we may not create the lock file here (is the directory writable?)")
+            }
+            _ => err.because("the lock file exists and we may not open it"),
+        },
+        _ => err,
+    })
 }
 
 fn fstat_lock(fd: &OwnedFd, path: &std::ffi::CStr) -> Result<FileStat> {
@@ -91,7 +97,7 @@ fn fstat_lock(fd: &OwnedFd, path: &std::ffi::CStr) -> Result<FileStat> {
 pub(crate) fn acquire<'a>(path: &'a std::ffi::CStr, checks: &Checks<'a>) -> Result<LockGuard<'a>> {
     let tracer = checks.tracer;
     loop {
-        let fd = open_lock_file(path, checks)?;
+        let (fd, created) = open_lock_file(path, checks)?;
         let locked = match eintr::flock(fd, FlockArg::LockExclusiveNonblock) {
             Ok(l) => l,
             Err((fd, Errno::EWOULDBLOCK)) => {
@@ -130,7 +136,9 @@ pub(crate) fn acquire<'a>(path: &'a std::ffi::CStr, checks: &Checks<'a>) -> Resu
             );
             continue;
         }
-        checks.vet(&st, path, Op::Lock, "the lock file")?;
+        if !created {
+            checks.vet(&st, path, Op::Lock, "the lock file")?;
+        }
         trace::emit(
             tracer,
             Step::LockAcquired {

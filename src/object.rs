@@ -5,13 +5,14 @@
 //! one link. `O_TRUNC` is never passed to `open(2)`: it would truncate before the check, so the
 //! file is truncated with `ftruncate` only once it has passed.
 
+use std::cell::OnceCell;
 use std::ffi::CStr;
 use std::os::fd::{AsFd, OwnedFd};
 
 use nix::errno::Errno;
 use nix::fcntl::{fcntl, open, FcntlArg, OFlag};
 use nix::sys::stat::{fstat, FileStat, Mode, SFlag};
-use nix::unistd::{ftruncate, unlink, Uid};
+use nix::unistd::{ftruncate, geteuid, unlink, Uid};
 
 use crate::eintr;
 use crate::error::{Error, Op, Result};
@@ -26,13 +27,28 @@ pub(crate) struct Request {
     pub(crate) truncate: bool,
 }
 
+/// What every check of one call needs. The euid is asked for (one syscall) only when a check
+/// needs it, and then once: creating an object under a lock file we made ourselves needs none.
 pub(crate) struct Checks<'a> {
-    pub(crate) euid: Uid,
+    euid: OnceCell<Uid>,
     pub(crate) cross_user: bool,
     pub(crate) tracer: Option<&'a Tracer>,
 }
 
-impl Checks<'_> {
+impl<'a> Checks<'a> {
+    pub(crate) fn new(cross_user: bool, tracer: Option<&'a Tracer>) -> Checks<'a> {
+        Checks {
+            euid: OnceCell::new(),
+            cross_user,
+            tracer,
+        }
+    }
+
+    /// The effective uid, asked for afresh in every call (it can change: `seteuid`).
+    pub(crate) fn euid(&self) -> Uid {
+        *self.euid.get_or_init(geteuid)
+    }
+
     pub(crate) fn emit(&self, step: Step<'_>) {
         trace::emit(self.tracer, step);
     }
@@ -57,13 +73,13 @@ impl Checks<'_> {
                 format!("{found} is at the path of {what}, not a regular file"),
             );
         }
-        if st.st_uid != self.euid.as_raw() && !self.cross_user {
+        if !self.cross_user && st.st_uid != self.euid().as_raw() {
             return fail(
                 Errno::EPERM,
                 format!(
                     "{what} is owned by uid {}, not by us (uid {}); allow cross-user sharing to use it",
                     st.st_uid,
-                    self.euid.as_raw()
+                    self.euid().as_raw()
                 ),
             );
         }

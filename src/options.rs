@@ -529,7 +529,7 @@ fn place_via(
 /// Steps 1–4 of the module docs.
 fn publish(dir: &ShmDir, paths: &ObjectPaths, size: u64, mode: Mode) -> Result<OwnedFd> {
     let checks = dir.checks();
-    let _guard = dir.lock_as(paths, checks.euid)?;
+    let _guard = dir.lock_as(paths, &checks)?;
     let temp = make_temp(dir, mode, &checks)?;
     // Any error from here on drops `temp`, which unlinks the temporary name.
     object::truncate(temp.fd(), &temp.path, size, &checks)?;
@@ -725,7 +725,7 @@ impl Shm {
     fn unlink_if_ours(&self) -> Result<()> {
         let paths = self.dir.paths(self.name.as_os_str())?;
         let checks = self.dir.checks();
-        let _guard = self.dir.lock_as(&paths, checks.euid)?;
+        let _guard = self.dir.lock_as(&paths, &checks)?;
         let ours = fstat(self.fd()).map_err(|e| Error::new(e, Op::Check, &self.path))?;
         let there = eintr::retry(|| lstat(paths.data.as_c_str()))
             .map_err(|e| Error::new(e, Op::Unlink, &self.path))?;
@@ -788,11 +788,7 @@ mod tests {
     }
 
     fn checks() -> Checks<'static> {
-        Checks {
-            euid: nix::unistd::geteuid(),
-            cross_user: false,
-            tracer: None,
-        }
+        Checks::new(false, None)
     }
 
     #[test]

@@ -10,7 +10,6 @@ use std::sync::Arc;
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::sys::stat::Mode;
-use nix::unistd::geteuid;
 use nix::NixPath;
 
 use crate::error::{Error, Op, Result};
@@ -239,31 +238,19 @@ impl ShmDir {
     }
 
     pub(crate) fn checks(&self) -> Checks<'_> {
-        Checks {
-            euid: geteuid(),
-            cross_user: self.cross_user,
-            tracer: self.tracer.as_ref(),
-        }
+        Checks::new(self.cross_user, self.tracer.as_ref())
     }
 
-    /// Takes the creation lock for `paths`, if the layout has one, for a caller that already
-    /// asked for the euid in this call.
+    /// Takes the creation lock for `paths`, if the layout has one, with the checks of this call
+    /// (so the euid is asked for at most once per call).
     pub(crate) fn lock_as<'a>(
         &'a self,
         paths: &'a ObjectPaths,
-        euid: nix::unistd::Uid,
+        checks: &Checks<'a>,
     ) -> Result<Option<LockGuard<'a>>> {
         match &paths.lock {
             None => Ok(None),
-            Some(lock_path) => lock::acquire(
-                lock_path,
-                &Checks {
-                    euid,
-                    cross_user: self.cross_user,
-                    tracer: self.tracer.as_ref(),
-                },
-            )
-            .map(Some),
+            Some(lock_path) => lock::acquire(lock_path, checks).map(Some),
         }
     }
 
@@ -359,7 +346,7 @@ impl ShmDir {
             }
             let paths = ObjectPaths::new(dir, self.layout, rest);
             let mode = Mode::from_bits_truncate(mode);
-            let _guard = self.lock_as(&paths, checks.euid)?;
+            let _guard = self.lock_as(&paths, &checks)?;
             loop {
                 match object::create_new(&paths.data, req, mode, &checks) {
                     Err(e) if e.errno() == Errno::EEXIST && !excl => {

@@ -27,6 +27,9 @@ pub enum Step<'a> {
         path: &'a Path,
         /// Whether it was opened read-only (not writable for us).
         read_only: bool,
+        /// Whether this is the first try, `O_EXCL`: a lock file we create ourselves needs no
+        /// checks beyond "still linked".
+        exclusive: bool,
     },
     /// Another process holds the lock: blocking in `flock(LOCK_EX)` until it lets go.
     LockWait {
@@ -105,10 +108,15 @@ impl fmt::Display for Step<'_> {
                     None => write!(f, ", no lock file"),
                 }
             }
-            Step::LockOpen { path, read_only } => write!(
+            Step::LockOpen {
+                path,
+                read_only,
+                exclusive,
+            } => write!(
                 f,
-                "lock open {} (O_CREAT|{}|O_NOFOLLOW|O_CLOEXEC|O_NONBLOCK)",
+                "lock open {} (O_CREAT|{}{}|O_NOFOLLOW|O_CLOEXEC|O_NONBLOCK)",
                 path.display(),
+                if exclusive { "O_EXCL|" } else { "" },
                 if read_only { "O_RDONLY" } else { "O_RDWR" }
             ),
             Step::LockWait { path } => {
