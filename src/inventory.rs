@@ -492,9 +492,15 @@ fn probe(path: &Path, checks: &Checks<'_>) -> LockState {
 }
 
 /// The pid that `/proc/locks` gives for a `flock` on this inode.
+fn holder_pid(st: &FileStat) -> Option<u32> {
+    flock_holders(st)?.first().copied()
+}
+
+/// The pids of every process holding a `flock` on this inode (waiters excluded), as
+/// `/proc/locks` gives them; `None` where it cannot be read.
 #[cfg(any(target_os = "linux", target_os = "android"))]
 #[allow(clippy::unnecessary_cast)] // the types differ between Linux and Android
-fn holder_pid(st: &FileStat) -> Option<u32> {
+pub(crate) fn flock_holders(st: &FileStat) -> Option<Vec<u32>> {
     let locks = std::fs::read_to_string("/proc/locks").ok()?;
     let dev = st.st_dev;
     let want = (
@@ -502,7 +508,7 @@ fn holder_pid(st: &FileStat) -> Option<u32> {
         libc::minor(dev) as u64,
         st.st_ino as u64,
     );
-    locks.lines().find_map(|line| {
+    let holders = locks.lines().filter_map(|line| {
         let f: Vec<&str> = line.split_whitespace().collect();
         // "1: FLOCK  ADVISORY  WRITE 1234 00:1f:5678 0 EOF"; waiters have "->" after the number.
         if f.len() < 6 || f[1] != "FLOCK" {
@@ -515,11 +521,12 @@ fn holder_pid(st: &FileStat) -> Option<u32> {
         ((maj, min, ino) == want)
             .then(|| f[4].parse().ok())
             .flatten()
-    })
+    });
+    Some(holders.collect())
 }
 
 #[cfg(not(any(target_os = "linux", target_os = "android")))]
-fn holder_pid(_st: &FileStat) -> Option<u32> {
+pub(crate) fn flock_holders(_st: &FileStat) -> Option<Vec<u32>> {
     None
 }
 

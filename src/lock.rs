@@ -5,8 +5,8 @@
 //! kernel and a dead holder's lock vanishes with its last fd. The file still exists while
 //! held, so existence-based lockers wait for us too. Protocol (the README's interop contract):
 //!
-//! 1. `open(lock, O_CREAT|O_EXCL|O_RDWR|O_NOFOLLOW|O_CLOEXEC|O_NONBLOCK, 0600)` (`0666` when
-//!    shared across users); if the file exists, the same without `O_EXCL`, and on `EACCES` with
+//! 1. `open(lock, O_CREAT|O_EXCL|O_RDWR|O_NOFOLLOW|O_CLOEXEC|O_NONBLOCK, 0600)` (when shared
+//!    across users: `0644`, set with `fchmod` so the umask cannot take it away); if the file exists, the same without `O_EXCL`, and on `EACCES` with
 //!    `O_RDONLY` (`flock` works on any fd);
 //! 2. `flock(LOCK_EX|LOCK_NB)`; if busy, check the file (below), then block in `flock(LOCK_EX)`;
 //!    `EINTR` is retried;
@@ -20,7 +20,7 @@ use std::os::fd::{AsFd, OwnedFd};
 
 use nix::errno::Errno;
 use nix::fcntl::{open, Flock, FlockArg, OFlag};
-use nix::sys::stat::{fstat, lstat, FileStat, Mode};
+use nix::sys::stat::{fchmod, fstat, lstat, FileStat, Mode};
 use nix::unistd::unlink;
 
 use crate::eintr;
@@ -44,7 +44,7 @@ fn open_lock_file(path: &std::ffi::CStr, checks: &Checks<'_>) -> Result<(OwnedFd
     // Only we may open our lock files, so only we can hold them: another user who could open
     // one (flock needs no write access) could hold it forever and make us wait. Shared
     // objects need lock files the other users can open.
-    let mode = Mode::from_bits_truncate(if checks.cross_user { 0o666 } else { 0o600 });
+    let mode = Mode::from_bits_truncate(if checks.cross_user { 0o644 } else { 0o600 });
     let open_as = |acc: OFlag, exclusive: bool| {
         trace::emit(
             tracer,
@@ -64,6 +64,12 @@ fn open_lock_file(path: &std::ffi::CStr, checks: &Checks<'_>) -> Result<(OwnedFd
     // Any failure of the exclusive try (the file exists, or something odd is in the way) is
     // sorted out by the plain tries below, which give the precise error.
     if let Ok(fd) = open_as(OFlag::O_RDWR, true) {
+        if checks.cross_user {
+            // Other users must be able to open it (read-only is enough for flock), whatever
+            // our umask says.
+            eintr::retry(|| fchmod(fd.as_fd(), mode))
+                .map_err(|e| Error::new(e, Op::Lock, as_path(path)))?;
+        }
         return Ok((fd, true));
     }
     let e = match open_as(OFlag::O_RDWR, false) {
@@ -93,6 +99,41 @@ fn fstat_lock(fd: &OwnedFd, path: &std::ffi::CStr) -> Result<FileStat> {
     fstat(fd.as_fd()).map_err(|e| Error::new(e, Op::Lock, as_path(path)))
 }
 
+/// Who holds a busy lock file, as `/proc/locks` and `/proc/PID` tell.
+enum Holders {
+    /// Every holder runs as our euid: safe to wait.
+    Ours,
+    /// Nobody any more: released meanwhile.
+    Gone,
+    /// Another uid, or we cannot tell.
+    Unknown,
+}
+
+fn refuse_to_wait(path: &std::ffi::CStr, st: &FileStat) -> Error {
+    Error::new(Errno::EPERM, Op::Lock, as_path(path)).because(format!(
+        "the lock file is busy, open to other users (mode {:04o}), and not held by our uid as far \
+         as /proc/locks tells, so another user may be holding it; refusing to wait (allow \
+         cross-user sharing if that is intended)",
+        st.st_mode & 0o7777
+    ))
+}
+
+fn holders(st: &FileStat, checks: &Checks<'_>) -> Holders {
+    use std::os::unix::fs::MetadataExt;
+    let euid = checks.euid().as_raw();
+    match crate::inventory::flock_holders(st) {
+        Some(pids) if pids.is_empty() => Holders::Gone,
+        Some(pids)
+            if pids.iter().all(|pid| {
+                std::fs::metadata(format!("/proc/{pid}")).is_ok_and(|m| m.uid() == euid)
+            }) =>
+        {
+            Holders::Ours
+        }
+        _ => Holders::Unknown,
+    }
+}
+
 /// Take the lock at `path`. Blocks in the kernel while a live process holds it.
 pub(crate) fn acquire<'a>(path: &'a std::ffi::CStr, checks: &Checks<'a>) -> Result<LockGuard<'a>> {
     let tracer = checks.tracer;
@@ -107,12 +148,11 @@ pub(crate) fn acquire<'a>(path: &'a std::ffi::CStr, checks: &Checks<'a>) -> Resu
                 if !checks.cross_user && st.st_mode & 0o077 != 0 {
                     // Not made by a same-user tmpshm (those are 0600): whoever holds it may be
                     // another user, who could hold it forever.
-                    return Err(Error::new(Errno::EPERM, Op::Lock, as_path(path)).because(
-                        format!(
-                            "the lock file is busy and open to other users (mode {:04o}), so another user may be holding it; refusing to wait (allow cross-user sharing if that is intended)",
-                            st.st_mode & 0o7777
-                        ),
-                    ));
+                    match holders(&st, checks) {
+                        Holders::Ours => {}
+                        Holders::Gone => continue,
+                        Holders::Unknown => return Err(refuse_to_wait(path, &st)),
+                    }
                 }
                 trace::emit(
                     tracer,
@@ -125,7 +165,15 @@ pub(crate) fn acquire<'a>(path: &'a std::ffi::CStr, checks: &Checks<'a>) -> Resu
             }
             Err((_, e)) => return Err(Error::new(e, Op::Lock, as_path(path))),
         };
-        let st = fstat_lock(&locked, path)?;
+        // From here every way out unlocks explicitly: nix's `Flock` would panic in `drop` if
+        // the unlock failed.
+        let st = match fstat_lock(&locked, path) {
+            Ok(st) => st,
+            Err(e) => {
+                eintr::unlock_and_close(locked);
+                return Err(e);
+            }
+        };
         if st.st_nlink == 0 {
             // The previous holder unlinked it on release; a new lock file may be there now.
             trace::emit(
@@ -134,10 +182,14 @@ pub(crate) fn acquire<'a>(path: &'a std::ffi::CStr, checks: &Checks<'a>) -> Resu
                     path: as_path(path),
                 },
             );
+            eintr::unlock_and_close(locked);
             continue;
         }
         if !created {
-            checks.vet(&st, path, Op::Lock, "the lock file")?;
+            if let Err(e) = checks.vet(&st, path, Op::Lock, "the lock file") {
+                eintr::unlock_and_close(locked);
+                return Err(e);
+            }
         }
         trace::emit(
             tracer,

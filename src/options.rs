@@ -387,8 +387,19 @@ impl Drop for Temp<'_> {
     }
 }
 
-/// A fresh, flocked temporary file next to the objects.
-fn make_temp<'a>(dir: &ShmDir, mode: Mode, checks: &'a Checks<'a>) -> Result<Temp<'a>> {
+/// A number no other user can guess, so no one can squat the next temporary names: the
+/// sequence number hashed with std's per-process random keys.
+fn unpredictable(seq: u64) -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(seq);
+    h.finish()
+}
+
+/// A fresh, flocked temporary file next to the objects. It is created `0600` whatever the
+/// object's mode (which `fchmod` sets just before publishing): a file others could open, they
+/// could also `flock`, and so freeze this create, and the name's lock with it.
+fn make_temp<'a>(dir: &ShmDir, checks: &'a Checks<'a>) -> Result<Temp<'a>> {
     let base = dir.dir().as_os_str().as_bytes();
     let flags = OFlag::O_RDWR
         | OFlag::O_CREAT
@@ -401,16 +412,17 @@ fn make_temp<'a>(dir: &ShmDir, mode: Mode, checks: &'a Checks<'a>) -> Result<Tem
         if !v.ends_with(b"/") {
             v.push(b'/');
         }
-        let n = SEQ.fetch_add(1, Ordering::Relaxed);
+        let n = unpredictable(SEQ.fetch_add(1, Ordering::Relaxed));
         v.extend_from_slice(format!("{TEMP_PREFIX}{}.{n}", std::process::id()).as_bytes());
         // The directory was checked for NUL by `paths`.
         let path = CString::new(v).expect("checked for NUL");
         emit(
             checks,
-            "open O_RDWR|O_CREAT|O_EXCL|O_NOFOLLOW|O_CLOEXEC (temporary file)",
+            "open O_RDWR|O_CREAT|O_EXCL|O_NOFOLLOW|O_CLOEXEC 0600 (temporary file)",
             &path,
         );
-        let fd = match eintr::retry(|| open(path.as_c_str(), flags, mode)) {
+        let fd = match eintr::retry(|| open(path.as_c_str(), flags, Mode::S_IRUSR | Mode::S_IWUSR))
+        {
             Ok(fd) => fd,
             // Left by an earlier process with our pid: take the next number.
             Err(Errno::EEXIST) => continue,
@@ -530,7 +542,7 @@ fn place_via(
 fn publish(dir: &ShmDir, paths: &ObjectPaths, size: u64, mode: Mode) -> Result<OwnedFd> {
     let checks = dir.checks();
     let _guard = dir.lock_as(paths, &checks)?;
-    let temp = make_temp(dir, mode, &checks)?;
+    let temp = make_temp(dir, &checks)?;
     // Any error from here on drops `temp`, which unlinks the temporary name.
     object::truncate(temp.fd(), &temp.path, size, &checks)?;
     emit(&checks, &format!("fchmod {:04o}", mode.bits()), &temp.path);
@@ -725,7 +737,22 @@ impl Shm {
     fn unlink_if_ours(&self) -> Result<()> {
         let paths = self.dir.paths(self.name.as_os_str())?;
         let checks = self.dir.checks();
-        let _guard = self.dir.lock_as(&paths, &checks)?;
+        // Under the lock no tmpshm creator can re-create the name between our check and our
+        // unlink. A lock we cannot use at all (planted by another user: EPERM, EACCES, ELOOP,
+        // EINVAL) stops every same-user creator too, so then the check needs no lock, and in a
+        // sticky directory only we (or root) can replace our own file anyway.
+        let _guard = match self.dir.lock_as(&paths, &checks) {
+            Ok(guard) => guard,
+            Err(e)
+                if matches!(
+                    e.errno(),
+                    Errno::EPERM | Errno::EACCES | Errno::ELOOP | Errno::EINVAL
+                ) =>
+            {
+                None
+            }
+            Err(e) => return Err(e),
+        };
         let ours = fstat(self.fd()).map_err(|e| Error::new(e, Op::Check, &self.path))?;
         let there = eintr::retry(|| lstat(paths.data.as_c_str()))
             .map_err(|e| Error::new(e, Op::Unlink, &self.path))?;

@@ -238,3 +238,39 @@ fn opening_an_existing_object_takes_no_lock() {
         );
     }
 }
+
+#[test]
+fn a_same_user_holder_of_a_loose_lock_file_is_waited_for() {
+    // A lock file others may open (as a cross-user process of ours makes it) is waited on only
+    // when /proc/locks shows that every holder runs as our uid, as here.
+    let d = tempfile::tempdir().unwrap();
+    let lock = d.path().join(".SHMLloose");
+    let ready = Ready::new();
+    let ready_w = &ready;
+    let lock2 = lock.clone();
+    let holder = in_child(move || {
+        use std::os::unix::fs::PermissionsExt;
+        let f = std::fs::File::create(&lock2).unwrap();
+        f.set_permissions(std::fs::Permissions::from_mode(0o644))
+            .unwrap();
+        let held = nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusive).unwrap();
+        ready_w.notify();
+        std::thread::sleep(Duration::from_millis(700));
+        // Release as the protocol says: unlink while holding, then unlock.
+        std::fs::remove_file(&lock2).unwrap();
+        drop(held);
+        0
+    });
+    ready.wait(Duration::from_secs(30));
+    let shm = ShmDir::new(d.path());
+    let t = Instant::now();
+    let fd = shm.open("/loose", CREAT | EXCL | RW, 0o600).unwrap();
+    assert!(
+        t.elapsed() >= Duration::from_millis(300),
+        "did not wait: {:?}",
+        t.elapsed()
+    );
+    drop(fd);
+    assert_eq!(wait_exit(holder, Duration::from_secs(30)), 0);
+    assert!(lock_files(d.path()).is_empty());
+}

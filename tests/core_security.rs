@@ -194,18 +194,21 @@ fn object_of_another_user_is_refused_unless_cross_user() {
     let fd = shared.open("/foreign", RW, 0).unwrap();
     assert_eq!(fstat(fd.as_fd()).unwrap().st_uid, NOBODY);
     // The environment variable opts in too, for programs that cannot change code.
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tmpshm"))
-        .args(["--dir"])
-        .arg(d.path())
-        .args(["demo-read", "/foreign"])
-        .env("TMPSHM_CROSS_USER", "1")
-        .output()
-        .unwrap();
-    // demo-read maps 4096 bytes; the squatted file is shorter, so it fails at the mapping,
-    // past the owner check: the error is about the size, not the owner.
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!err.contains("owned by uid"), "{err}");
-    assert!(err.contains("shorter than"), "{err}");
+    #[cfg(feature = "cli")]
+    {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_tmpshm"))
+            .args(["--dir"])
+            .arg(d.path())
+            .args(["demo-read", "/foreign"])
+            .env("TMPSHM_CROSS_USER", "1")
+            .output()
+            .unwrap();
+        // demo-read maps 4096 bytes; the squatted file is shorter, so it fails at the mapping,
+        // past the owner check: the error is about the size, not the owner.
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!err.contains("owned by uid"), "{err}");
+        assert!(err.contains("shorter than"), "{err}");
+    }
 }
 
 /// A child running as uid 65534 that opens `path` with `flags` and holds `flock(LOCK_EX)` on it
@@ -363,6 +366,8 @@ fn lock_files_we_create_are_ours_alone() {
         }
     });
     let holder = in_child(move || {
+        // A permissive umask, so only tmpshm's own choice of mode can keep others out.
+        nix::sys::stat::umask(Mode::from_bits_truncate(0o022));
         holder_dir
             .open("/alone", CREAT | RW, 0o600)
             .map_or(1, |_| 0)

@@ -300,6 +300,7 @@ fn lock_info_probes_one_lock_file() {
     );
 }
 
+#[cfg(feature = "cli")]
 #[test]
 fn cli_stat_probes_only_the_lock_file_of_that_name() {
     let d = tempfile::tempdir().unwrap();

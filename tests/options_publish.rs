@@ -482,3 +482,61 @@ fn shm_unlink_leaves_a_recreated_object_alone() {
         Ok(())
     );
 }
+
+#[test]
+fn the_temporary_file_is_ours_alone_until_published() {
+    // Whatever mode the object gets, its temporary file is 0600 while it is being made: a file
+    // others could open, they could flock, and so freeze the create and the name's lock.
+    let d = tempfile::tempdir().unwrap();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let s2 = seen.clone();
+    let shm = ShmDir::new(d.path()).trace(move |step| {
+        if let Step::Call { call, path } = step {
+            if call.starts_with("fchmod") {
+                let mode = std::fs::symlink_metadata(path)
+                    .unwrap()
+                    .permissions()
+                    .mode();
+                s2.lock().unwrap().push(mode & 0o777);
+            }
+        }
+    });
+    let obj = ShmOptions::new()
+        .dir(shm)
+        .size(64)
+        .mode(0o666)
+        .create("/open-mode")
+        .unwrap();
+    assert_eq!(
+        *seen.lock().unwrap(),
+        vec![0o600],
+        "mode of the temporary file before fchmod"
+    );
+    let meta = std::fs::metadata(d.path().join(".SHMDopen-mode")).unwrap();
+    assert_eq!(
+        meta.mode() & 0o777,
+        0o666,
+        "the object gets exactly the mode asked for"
+    );
+    drop(obj);
+}
+
+#[test]
+fn unlink_works_past_a_lock_file_planted_by_another_user() {
+    if !nix::unistd::geteuid().is_root() {
+        println!("SKIPPED unlink_works_past_a_lock_file_planted_by_another_user: needs root to plant a file of uid 65534");
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    let obj = ShmOptions::new()
+        .dir(ShmDir::new(d.path()))
+        .size(8)
+        .create("/planted")
+        .unwrap();
+    let lock = d.path().join(".SHMLplanted");
+    std::fs::write(&lock, b"").unwrap();
+    nix::unistd::chown(&lock, Some(65534.into()), Some(65534.into())).unwrap();
+    // The planted lock stops creators (EPERM), but not the owner's own unlink.
+    obj.unlink().unwrap();
+    assert!(!d.path().join(".SHMDplanted").exists());
+}
