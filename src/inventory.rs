@@ -44,7 +44,6 @@ use crate::name::as_path;
 use crate::object::Checks;
 use crate::options::TEMP_PREFIX;
 use crate::shm::ShmDir;
-use crate::trace::{self, Step};
 
 /// What kind of file is at a path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -433,16 +432,6 @@ fn c_path(path: &Path) -> CString {
     CString::new(path.as_os_str().as_bytes()).unwrap_or_default()
 }
 
-fn emit(checks: &Checks<'_>, call: &str, path: &CStr) {
-    trace::emit(
-        checks.tracer,
-        Step::Call {
-            call,
-            path: as_path(path),
-        },
-    );
-}
-
 fn open_quietly(path: &CStr) -> nix::Result<OwnedFd> {
     let flags = OFlag::O_RDONLY
         | OFlag::O_NOFOLLOW
@@ -459,7 +448,7 @@ fn is_regular(st: &FileStat) -> bool {
 /// `flock(LOCK_SH|LOCK_NB)` on a read-only fd: refused means held.
 fn probe(path: &Path, checks: &Checks<'_>) -> LockState {
     let c = c_path(path);
-    emit(checks, "probe flock(LOCK_SH|LOCK_NB)", &c);
+    checks.emit_call("probe flock(LOCK_SH|LOCK_NB)", &c);
     let fd = match open_quietly(&c) {
         Ok(fd) => fd,
         Err(e) => return LockState::Unknown(e),
@@ -479,8 +468,7 @@ fn probe(path: &Path, checks: &Checks<'_>) -> LockState {
         },
         Err((_, e)) => LockState::Unknown(e),
     };
-    emit(
-        checks,
+    checks.emit_call(
         match state {
             LockState::Held { .. } => "  -> held by a live process",
             LockState::Stale => "  -> free (stale)",
@@ -555,7 +543,7 @@ fn collect(path: &Path, checks: &Checks<'_>) -> Result<Collected> {
             st.st_uid
         )));
     }
-    emit(checks, "gc flock(LOCK_EX|LOCK_NB)", &c);
+    checks.emit_call("gc flock(LOCK_EX|LOCK_NB)", &c);
     let locked = match eintr::flock(fd, FlockArg::LockExclusiveNonblock) {
         Ok(l) => l,
         Err((_, Errno::EWOULDBLOCK)) => return Ok(Collected::Held),
@@ -572,7 +560,7 @@ fn collect(path: &Path, checks: &Checks<'_>) -> Result<Collected> {
             Ok(_) | Err(Errno::ENOENT) => return Ok(Collected::Gone),
             Err(e) => return Err(fail(e)),
         }
-        emit(checks, "gc unlink (holding the flock)", &c);
+        checks.emit_call("gc unlink (holding the flock)", &c);
         eintr::retry(|| unlink(c.as_c_str())).map_err(fail)?;
         Ok(Collected::Removed)
     })();

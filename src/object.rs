@@ -53,6 +53,14 @@ impl<'a> Checks<'a> {
         trace::emit(self.tracer, step);
     }
 
+    /// Traces a syscall of a higher-level operation (`Step::Call`).
+    pub(crate) fn emit_call(&self, call: &str, path: &CStr) {
+        self.emit(Step::Call {
+            call,
+            path: as_path(path),
+        });
+    }
+
     /// The one policy for every file tmpshm uses in a shared directory (objects and lock
     /// files alike): a regular file, ours unless cross-user sharing is on, at most one link.
     /// `what` names the file in the reason ("the object", "the lock file").

@@ -52,7 +52,6 @@ use crate::map::{Access, Mapping};
 use crate::name::{as_path, ObjectPaths};
 use crate::object::{self, Checks, Request};
 use crate::shm::ShmDir;
-use crate::trace::{self, Step};
 
 /// File-name prefix of the temporary files of a sized create (see the module docs).
 pub const TEMP_PREFIX: &str = ".SHMT";
@@ -335,16 +334,6 @@ fn size_of(fd: &OwnedFd, path: &CStr) -> Result<u64> {
     Ok(u64::try_from(st.st_size).unwrap_or(0))
 }
 
-fn emit(checks: &Checks<'_>, call: &str, path: &CStr) {
-    trace::emit(
-        checks.tracer,
-        Step::Call {
-            call,
-            path: as_path(path),
-        },
-    );
-}
-
 /// Drops a `flock` and hands back the fd; never panics (see [`eintr::unlock_and_close`]).
 /// On failure the fd is closed, which releases the lock anyway.
 fn release(locked: Flock<OwnedFd>) -> std::result::Result<OwnedFd, Errno> {
@@ -380,7 +369,7 @@ impl Temp<'_> {
 impl Drop for Temp<'_> {
     fn drop(&mut self) {
         if let Some(locked) = self.file.take() {
-            emit(self.checks, "unlink (temporary name)", &self.path);
+            self.checks.emit_call("unlink (temporary name)", &self.path);
             let _ = eintr::retry(|| unlink(self.path.as_c_str()));
             eintr::unlock_and_close(locked);
         }
@@ -416,8 +405,7 @@ fn make_temp<'a>(dir: &ShmDir, checks: &'a Checks<'a>) -> Result<Temp<'a>> {
         v.extend_from_slice(format!("{TEMP_PREFIX}{}.{n}", std::process::id()).as_bytes());
         // The directory was checked for NUL by `paths`.
         let path = CString::new(v).expect("checked for NUL");
-        emit(
-            checks,
+        checks.emit_call(
             "open O_RDWR|O_CREAT|O_EXCL|O_NOFOLLOW|O_CLOEXEC 0600 (temporary file)",
             &path,
         );
@@ -520,18 +508,14 @@ fn place_via(
     checks: &Checks<'_>,
 ) -> Result<Placed> {
     let shown = as_path(temp).display();
-    emit(
-        checks,
-        &format!("renameat2 RENAME_NOREPLACE {shown} ->"),
-        data,
-    );
+    checks.emit_call(&format!("renameat2 RENAME_NOREPLACE {shown} ->"), data);
     match eintr::retry(|| rename(temp, data)) {
         Ok(()) => return Ok(Placed::Renamed),
         // No renameat2 in this kernel, or no RENAME_NOREPLACE in this file system.
         Err(Errno::EINVAL | Errno::ENOSYS | Errno::EOPNOTSUPP) => {}
         Err(e) => return Err(taken(e, data)),
     }
-    emit(checks, &format!("link {shown} ->"), data);
+    checks.emit_call(&format!("link {shown} ->"), data);
     // linkat without AT_SYMLINK_FOLLOW: never follows a link at either path.
     eintr::retry(|| linkat(AT_FDCWD, temp, AT_FDCWD, data, AtFlags::empty()))
         .map_err(|e| taken(e, data))?;
@@ -545,14 +529,14 @@ fn publish(dir: &ShmDir, paths: &ObjectPaths, size: u64, mode: Mode) -> Result<O
     let temp = make_temp(dir, &checks)?;
     // Any error from here on drops `temp`, which unlinks the temporary name.
     object::truncate(temp.fd(), &temp.path, size, &checks)?;
-    emit(&checks, &format!("fchmod {:04o}", mode.bits()), &temp.path);
+    checks.emit_call(&format!("fchmod {:04o}", mode.bits()), &temp.path);
     eintr::retry(|| fchmod(temp.fd(), mode))
         .map_err(|e| Error::new(e, Op::Open, as_path(&temp.path)))?;
     match place(&temp.path, &paths.data, &checks)? {
         // The fd already names `<dir>/.SHMD<name>` (in /proc/self/fd and /proc/self/maps).
         Placed::Renamed => temp.into_fd(),
         Placed::Linked => {
-            emit(&checks, "unlink (temporary name)", &temp.path);
+            checks.emit_call("unlink (temporary name)", &temp.path);
             // Unlinked while we still hold its flock, so that gc never removes a name in use.
             eintr::retry(|| unlink(temp.path.as_c_str()))
                 .map_err(|e| Error::new(e, Op::Unlink, as_path(&temp.path)))?;
