@@ -5,6 +5,7 @@
 //! victim in a loop. The victim never follows a link, never truncates a foreign or
 //! multiply-linked file, never hangs, and gets a clear errno.
 
+mod common;
 mod hardening_util;
 
 use std::fs;
@@ -18,19 +19,11 @@ use nix::sys::stat::{fchmod, Mode};
 use nix::unistd::{setgid, setgroups, setuid, Gid, Uid};
 use tmpshm::{OFlag, ShmDir};
 
-use hardening_util::{errno_of, fd_count, pick, seed, spawn, sticky_tempdir, Rng, NOBODY};
+use common::{shared_tempdir, skip_unless_root, NOBODY};
+use hardening_util::{errno_of, fd_count, pick, seed, spawn, Rng};
 
 const BAIT: &[u8] = b"the adversary's data, which no victim call may truncate";
 const SECRET: &[u8] = b"root's file outside the object names";
-
-fn skip_unless_root(test: &str) -> bool {
-    if nix::unistd::geteuid().is_root() {
-        return false;
-    }
-    println!("SKIPPED {test}: needs root to fork a child as uid/gid {NOBODY}");
-    eprintln!("SKIPPED {test}: needs root to fork a child as uid/gid {NOBODY}");
-    true
-}
 
 fn become_nobody() -> Result<(), String> {
     setgroups(&[]).map_err(|e| format!("setgroups: {e}"))?;
@@ -107,7 +100,7 @@ struct Scene {
 }
 
 fn scene() -> Scene {
-    let d = sticky_tempdir();
+    let d = shared_tempdir();
     let dir = d.path().to_path_buf();
     let secret = dir.join("secret");
     fs::write(&secret, SECRET).unwrap();

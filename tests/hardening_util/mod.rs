@@ -11,9 +11,6 @@ use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{fork, ForkResult, Pid};
 
-/// The uid/gid the adversary runs as.
-pub const NOBODY: u32 = 65534;
-
 /// `TMPSHM_LONG=1` selects the long form of every suite.
 pub fn long() -> bool {
     std::env::var_os("TMPSHM_LONG").is_some_and(|v| v == "1")
@@ -26,17 +23,6 @@ pub fn pick<T>(short: T, long_form: T) -> T {
     } else {
         short
     }
-}
-
-/// A fresh directory, world-writable and sticky like /tmp.
-pub fn sticky_tempdir() -> tempfile::TempDir {
-    use std::os::unix::fs::PermissionsExt;
-    let d = tempfile::Builder::new()
-        .prefix("tmpshm-hardening-")
-        .tempdir()
-        .unwrap();
-    std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o1777)).unwrap();
-    d
 }
 
 /// A child process and the read end of the pipe it reports failures on.
