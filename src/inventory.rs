@@ -34,14 +34,15 @@ use std::time::{Duration, SystemTime};
 
 use nix::errno::Errno;
 use nix::fcntl::{open, FlockArg, OFlag};
-use nix::sys::stat::{fstat, lstat, FileStat, Mode, SFlag};
+use nix::sys::stat::{fstat, lstat, FileStat, Mode};
 use nix::unistd::unlink;
 use nix::NixPath;
 
 use crate::eintr;
 use crate::error::{Error, Op, Result};
+use crate::lock;
 use crate::name::as_path;
-use crate::object::Checks;
+use crate::object::{is_regular, same_file, Checks};
 use crate::options::TEMP_PREFIX;
 use crate::shm::ShmDir;
 
@@ -441,10 +442,6 @@ fn open_quietly(path: &CStr) -> nix::Result<OwnedFd> {
     eintr::retry(|| open(path, flags, Mode::empty()))
 }
 
-fn is_regular(st: &FileStat) -> bool {
-    SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits()) == SFlag::S_IFREG
-}
-
 /// `flock(LOCK_SH|LOCK_NB)` on a read-only fd: refused means held.
 fn probe(path: &Path, checks: &Checks<'_>) -> LockState {
     let c = c_path(path);
@@ -481,41 +478,7 @@ fn probe(path: &Path, checks: &Checks<'_>) -> LockState {
 
 /// The pid that `/proc/locks` gives for a `flock` on this inode.
 fn holder_pid(st: &FileStat) -> Option<u32> {
-    flock_holders(st)?.first().copied()
-}
-
-/// The pids of every process holding a `flock` on this inode (waiters excluded), as
-/// `/proc/locks` gives them; `None` where it cannot be read.
-#[cfg(any(target_os = "linux", target_os = "android"))]
-#[allow(clippy::unnecessary_cast)] // the types differ between Linux and Android
-pub(crate) fn flock_holders(st: &FileStat) -> Option<Vec<u32>> {
-    let locks = std::fs::read_to_string("/proc/locks").ok()?;
-    let dev = st.st_dev;
-    let want = (
-        libc::major(dev) as u64,
-        libc::minor(dev) as u64,
-        st.st_ino as u64,
-    );
-    let holders = locks.lines().filter_map(|line| {
-        let f: Vec<&str> = line.split_whitespace().collect();
-        // "1: FLOCK  ADVISORY  WRITE 1234 00:1f:5678 0 EOF"; waiters have "->" after the number.
-        if f.len() < 6 || f[1] != "FLOCK" {
-            return None;
-        }
-        let mut id = f[5].split(':');
-        let maj = u64::from_str_radix(id.next()?, 16).ok()?;
-        let min = u64::from_str_radix(id.next()?, 16).ok()?;
-        let ino = id.next()?.parse::<u64>().ok()?;
-        ((maj, min, ino) == want)
-            .then(|| f[4].parse().ok())
-            .flatten()
-    });
-    Some(holders.collect())
-}
-
-#[cfg(not(any(target_os = "linux", target_os = "android")))]
-pub(crate) fn flock_holders(_st: &FileStat) -> Option<Vec<u32>> {
-    None
+    lock::flock_holders(st)?.first().copied()
 }
 
 enum Collected {
@@ -555,7 +518,7 @@ fn collect(path: &Path, checks: &Checks<'_>) -> Result<Collected> {
             return Ok(Collected::Gone);
         }
         match eintr::retry(|| lstat(c.as_c_str())) {
-            Ok(now) if (now.st_dev, now.st_ino) == (held.st_dev, held.st_ino) => {}
+            Ok(now) if same_file(&now, &held) => {}
             // Released and replaced by a new file that we do not hold: leave it.
             Ok(_) | Err(Errno::ENOENT) => return Ok(Collected::Gone),
             Err(e) => return Err(fail(e)),

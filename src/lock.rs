@@ -6,8 +6,9 @@
 //! held, so existence-based lockers wait for us too. Protocol (the README's interop contract):
 //!
 //! 1. `open(lock, O_CREAT|O_EXCL|O_RDWR|O_NOFOLLOW|O_CLOEXEC|O_NONBLOCK, 0600)` (when shared
-//!    across users: `0644`, set with `fchmod` so the umask cannot take it away); if the file exists, the same without `O_EXCL`, and on `EACCES` with
-//!    `O_RDONLY` (`flock` works on any fd);
+//!    across users: `0644`, set with `fchmod` so the umask cannot take it away); if the file
+//!    exists, the same without `O_EXCL`, and on `EACCES` with `O_RDONLY` (`flock` works on any
+//!    fd);
 //! 2. `flock(LOCK_EX|LOCK_NB)`; if busy, check the file (below), then block in `flock(LOCK_EX)`;
 //!    `EINTR` is retried;
 //! 3. `fstat`: `st_nlink == 0` means the holder before us released it (unlinked it) while we
@@ -26,7 +27,7 @@ use nix::unistd::unlink;
 use crate::eintr;
 use crate::error::{Error, Op, Result};
 use crate::name::as_path;
-use crate::object::Checks;
+use crate::object::{self, Checks};
 use crate::trace::{self, Step, Tracer};
 
 /// The held lock. Dropping it releases it: unlink, then unlock, then close.
@@ -80,18 +81,17 @@ fn open_lock_file(path: &std::ffi::CStr, checks: &Checks<'_>) -> Result<(OwnedFd
         },
         Err(e) => e,
     };
-    let err = Error::new(e, Op::Lock, as_path(path));
     Err(match e {
-        Errno::ELOOP => err.because("a symbolic link is at the lock path; not following it"),
-        Errno::EISDIR | Errno::ENXIO => Error::new(Errno::EINVAL, Op::Lock, as_path(path))
-            .because("the lock path is not a regular file"),
-        Errno::EACCES => match lstat(path) {
-            Err(Errno::ENOENT) => {
-                err.because("we may not create the lock file here (is the directory writable?)")
+        Errno::EACCES => {
+            let err = Error::new(e, Op::Lock, as_path(path));
+            match lstat(path) {
+                Err(Errno::ENOENT) => {
+                    err.because("we may not create the lock file here (is the directory writable?)")
+                }
+                _ => err.because("the lock file exists and we may not open it"),
             }
-            _ => err.because("the lock file exists and we may not open it"),
-        },
-        _ => err,
+        }
+        _ => object::open_error(e, path, Op::Lock, "the lock file"),
     })
 }
 
@@ -121,7 +121,7 @@ fn refuse_to_wait(path: &std::ffi::CStr, st: &FileStat) -> Error {
 fn holders(st: &FileStat, checks: &Checks<'_>) -> Holders {
     use std::os::unix::fs::MetadataExt;
     let euid = checks.euid().as_raw();
-    match crate::inventory::flock_holders(st) {
+    match flock_holders(st) {
         Some(pids) if pids.is_empty() => Holders::Gone,
         Some(pids)
             if pids.iter().all(|pid| {
@@ -132,6 +132,40 @@ fn holders(st: &FileStat, checks: &Checks<'_>) -> Holders {
         }
         _ => Holders::Unknown,
     }
+}
+
+/// The pids of every process holding a `flock` on this inode (waiters excluded), as
+/// `/proc/locks` gives them; `None` where it cannot be read.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+#[allow(clippy::unnecessary_cast)] // the types differ between Linux and Android
+pub(crate) fn flock_holders(st: &FileStat) -> Option<Vec<u32>> {
+    let locks = std::fs::read_to_string("/proc/locks").ok()?;
+    let dev = st.st_dev;
+    let want = (
+        libc::major(dev) as u64,
+        libc::minor(dev) as u64,
+        st.st_ino as u64,
+    );
+    let holders = locks.lines().filter_map(|line| {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        // "1: FLOCK  ADVISORY  WRITE 1234 00:1f:5678 0 EOF"; waiters have "->" after the number.
+        if f.len() < 6 || f[1] != "FLOCK" {
+            return None;
+        }
+        let mut id = f[5].split(':');
+        let maj = u64::from_str_radix(id.next()?, 16).ok()?;
+        let min = u64::from_str_radix(id.next()?, 16).ok()?;
+        let ino = id.next()?.parse::<u64>().ok()?;
+        ((maj, min, ino) == want)
+            .then(|| f[4].parse().ok())
+            .flatten()
+    });
+    Some(holders.collect())
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+pub(crate) fn flock_holders(_st: &FileStat) -> Option<Vec<u32>> {
+    None
 }
 
 /// Take the lock at `path`. Blocks in the kernel while a live process holds it.

@@ -66,8 +66,8 @@ impl<'a> Checks<'a> {
     /// `what` names the file in the reason ("the object", "the lock file").
     pub(crate) fn vet(&self, st: &FileStat, path: &CStr, op: Op, what: &str) -> Result<()> {
         let fail = |errno, why: String| Err(Error::new(errno, op, as_path(path)).because(why));
-        let kind = SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits());
-        if kind != SFlag::S_IFREG {
+        if !is_regular(st) {
+            let kind = SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits());
             let found = match kind {
                 SFlag::S_IFDIR => "a directory",
                 SFlag::S_IFIFO => "a FIFO",
@@ -139,17 +139,28 @@ fn open_retrying(
     eintr::retry(|| open(path, flags, mode))
 }
 
-/// Turn an `open(2)` failure on the data path into our error, naming what was found there.
-fn open_error(e: Errno, path: &CStr) -> Error {
+/// Turns an `open(2)` failure into our error, naming what was found at the path of `what`
+/// (data and lock files alike).
+pub(crate) fn open_error(e: Errno, path: &CStr, op: Op, what: &str) -> Error {
     match e {
-        Errno::ELOOP => Error::new(e, Op::Open, as_path(path))
-            .because("a symbolic link is at the data path; not following it"),
+        Errno::ELOOP => Error::new(e, op, as_path(path)).because(format!(
+            "a symbolic link is at the path of {what}; not following it"
+        )),
         // EISDIR: a directory opened for writing. ENXIO: a socket, or a FIFO with no reader.
-        Errno::EISDIR | Errno::ENXIO => {
-            Error::new(Errno::EINVAL, Op::Open, as_path(path)).because("not a regular file")
-        }
-        _ => Error::new(e, Op::Open, as_path(path)),
+        Errno::EISDIR | Errno::ENXIO => Error::new(Errno::EINVAL, op, as_path(path))
+            .because(format!("the path of {what} is not a regular file")),
+        _ => Error::new(e, op, as_path(path)),
     }
+}
+
+/// Whether `st` is a regular file.
+pub(crate) fn is_regular(st: &FileStat) -> bool {
+    SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits()) == SFlag::S_IFREG
+}
+
+/// Whether two `stat`s are of the same file.
+pub(crate) fn same_file(a: &FileStat, b: &FileStat) -> bool {
+    (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
 }
 
 /// `fstat` the opened file and refuse anything but a single-link regular file of ours.
@@ -176,7 +187,8 @@ pub(crate) fn open_existing(path: &CStr, req: Request, checks: &Checks<'_>) -> R
     if nonblock {
         flags |= OFlag::O_NONBLOCK;
     }
-    let fd = open_retrying(path, flags, Mode::empty(), checks).map_err(|e| open_error(e, path))?;
+    let fd = open_retrying(path, flags, Mode::empty(), checks)
+        .map_err(|e| open_error(e, path, Op::Open, "the object"))?;
     check(&fd, path, checks)?;
     if nonblock {
         fcntl(fd.as_fd(), FcntlArg::F_SETFL(OFlag::empty()))
@@ -202,7 +214,8 @@ pub(crate) fn create_new(
         | OFlag::O_CLOEXEC
         | OFlag::O_NOCTTY;
     // O_EXCL made a new, empty, single-link regular file of ours: nothing to check or truncate.
-    open_retrying(path, flags, mode, checks).map_err(|e| open_error(e, path))
+    open_retrying(path, flags, mode, checks)
+        .map_err(|e| open_error(e, path, Op::Open, "the object"))
 }
 
 /// `ftruncate` a checked data file.

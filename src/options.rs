@@ -49,7 +49,7 @@ use nix::NixPath;
 use crate::eintr;
 use crate::error::{Error, Op, Result};
 use crate::map::{Access, Mapping};
-use crate::name::{as_path, ObjectPaths};
+use crate::name::{as_path, with_joined, ObjectPaths};
 use crate::object::{self, Checks, Request};
 use crate::shm::ShmDir;
 
@@ -390,6 +390,7 @@ fn unpredictable(seq: u64) -> u64 {
 /// could also `flock`, and so freeze this create, and the name's lock with it.
 fn make_temp<'a>(dir: &ShmDir, checks: &'a Checks<'a>) -> Result<Temp<'a>> {
     let base = dir.dir().as_os_str().as_bytes();
+    let pid = std::process::id();
     let flags = OFlag::O_RDWR
         | OFlag::O_CREAT
         | OFlag::O_EXCL
@@ -397,14 +398,14 @@ fn make_temp<'a>(dir: &ShmDir, checks: &'a Checks<'a>) -> Result<Temp<'a>> {
         | OFlag::O_CLOEXEC
         | OFlag::O_NOCTTY;
     for _ in 0..1000 {
-        let mut v = base.to_vec();
-        if !v.ends_with(b"/") {
-            v.push(b'/');
-        }
         let n = unpredictable(SEQ.fetch_add(1, Ordering::Relaxed));
-        v.extend_from_slice(format!("{TEMP_PREFIX}{}.{n}", std::process::id()).as_bytes());
         // The directory was checked for NUL by `paths`.
-        let path = CString::new(v).expect("checked for NUL");
+        let path = with_joined(
+            base,
+            TEMP_PREFIX,
+            format!("{pid}.{n}").as_bytes(),
+            CStr::to_owned,
+        );
         checks.emit_call(
             "open O_RDWR|O_CREAT|O_EXCL|O_NOFOLLOW|O_CLOEXEC 0600 (temporary file)",
             &path,
@@ -412,7 +413,7 @@ fn make_temp<'a>(dir: &ShmDir, checks: &'a Checks<'a>) -> Result<Temp<'a>> {
         let fd = match eintr::retry(|| open(path.as_c_str(), flags, Mode::S_IRUSR | Mode::S_IWUSR))
         {
             Ok(fd) => fd,
-            // Left by an earlier process with our pid: take the next number.
+            // Taken (by a crashed earlier process with our pid, or by chance): the next name.
             Err(Errno::EEXIST) => continue,
             Err(e) => return Err(Error::new(e, Op::Open, as_path(&path))),
         };
@@ -525,7 +526,7 @@ fn place_via(
 /// Steps 1–4 of the module docs.
 fn publish(dir: &ShmDir, paths: &ObjectPaths, size: u64, mode: Mode) -> Result<OwnedFd> {
     let checks = dir.checks();
-    let _guard = dir.lock_as(paths, &checks)?;
+    let _guard = dir.lock(paths, &checks)?;
     let temp = make_temp(dir, &checks)?;
     // Any error from here on drops `temp`, which unlinks the temporary name.
     object::truncate(temp.fd(), &temp.path, size, &checks)?;
@@ -555,16 +556,13 @@ fn reopen_by_name(fd: OwnedFd, paths: &ObjectPaths, checks: &Checks<'_>) -> Resu
         truncate: false,
     };
     match object::open_existing(&paths.data, req, checks) {
-        Ok(again) if same_file(again.as_fd(), fd.as_fd()) => Ok(again),
+        Ok(again) if fds_same_file(again.as_fd(), fd.as_fd()) => Ok(again),
         _ => Ok(fd),
     }
 }
 
-fn same_file(a: BorrowedFd<'_>, b: BorrowedFd<'_>) -> bool {
-    match (fstat(a), fstat(b)) {
-        (Ok(x), Ok(y)) => (x.st_dev, x.st_ino) == (y.st_dev, y.st_ino),
-        _ => false,
-    }
+fn fds_same_file(a: BorrowedFd<'_>, b: BorrowedFd<'_>) -> bool {
+    matches!((fstat(a), fstat(b)), (Ok(x), Ok(y)) if object::same_file(&x, &y))
 }
 
 /// An open object: its fd, and (if asked) ownership, i.e. unlinking it on drop.
@@ -725,7 +723,7 @@ impl Shm {
         // unlink. A lock we cannot use at all (planted by another user: EPERM, EACCES, ELOOP,
         // EINVAL) stops every same-user creator too, so then the check needs no lock, and in a
         // sticky directory only we (or root) can replace our own file anyway.
-        let _guard = match self.dir.lock_as(&paths, &checks) {
+        let _guard = match self.dir.lock(&paths, &checks) {
             Ok(guard) => guard,
             Err(e)
                 if matches!(
@@ -740,7 +738,7 @@ impl Shm {
         let ours = fstat(self.fd()).map_err(|e| Error::new(e, Op::Check, &self.path))?;
         let there = eintr::retry(|| lstat(paths.data.as_c_str()))
             .map_err(|e| Error::new(e, Op::Unlink, &self.path))?;
-        if (ours.st_dev, ours.st_ino) != (there.st_dev, there.st_ino) {
+        if !object::same_file(&ours, &there) {
             return Err(Error::new(Errno::ENOENT, Op::Unlink, &self.path)
                 .because("the name now names another object; leaving it alone"));
         }

@@ -243,7 +243,7 @@ impl ShmDir {
 
     /// Takes the creation lock for `paths`, if the layout has one, with the checks of this call
     /// (so the euid is asked for at most once per call).
-    pub(crate) fn lock_as<'a>(
+    pub(crate) fn lock<'a>(
         &'a self,
         paths: &'a ObjectPaths,
         checks: &Checks<'a>,
@@ -305,12 +305,16 @@ impl ShmDir {
     /// - `ENAMETOOLONG`: `".SHMD"` + the name exceeds the file system's `NAME_MAX`.
     /// - `ENOENT`: the object does not exist and `O_CREAT` was not given.
     /// - `EEXIST`: `O_CREAT|O_EXCL` and the object exists (a symlink at the path counts).
-    /// - `EACCES`: the object's mode refuses the access asked for, or the lock file exists and
-    ///   we may not open it.
+    /// - `EACCES`: the object's mode refuses the access asked for; the lock file exists and we
+    ///   may not open it; the directory is not writable (creation).
     /// - `EPERM`: the object or lock file is owned by another user and cross-user sharing is off;
-    ///   the object or lock file has more than one hard link.
+    ///   the object or lock file has more than one hard link; without cross-user sharing, the
+    ///   lock file is busy, other users may open it, and `/proc/locks` does not show our uid
+    ///   as its only holder.
     /// - `ELOOP`: a symbolic link is at the data or lock path; it is never followed.
-    /// - `EMFILE`, `ENFILE`, `ENOSPC`, `EROFS`, `ENOTDIR`, `EINTR` is never returned (retried).
+    /// - `EMFILE`, `ENFILE`, `ENOSPC`, `EROFS`, `ENOTDIR`: as `open(2)`.
+    ///
+    /// `EINTR` is never returned: interrupted calls are retried.
     ///
     /// # Example
     /// ```
@@ -346,7 +350,7 @@ impl ShmDir {
             }
             let paths = ObjectPaths::new(dir, self.layout, rest);
             let mode = Mode::from_bits_truncate(mode);
-            let _guard = self.lock_as(&paths, &checks)?;
+            let _guard = self.lock(&paths, &checks)?;
             loop {
                 match object::create_new(&paths.data, req, mode, &checks) {
                     Err(e) if e.errno() == Errno::EEXIST && !excl => {

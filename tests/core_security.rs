@@ -28,6 +28,15 @@ fn victim(dir: &Path) -> std::path::PathBuf {
     v
 }
 
+/// Puts a file at `path` with `mode`, owned by `owner` when given (needs root).
+fn plant(path: &Path, contents: &[u8], mode: u32, owner: Option<u32>) {
+    std::fs::write(path, contents).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+    if let Some(uid) = owner {
+        nix::unistd::chown(path, Some(uid.into()), Some(uid.into())).unwrap();
+    }
+}
+
 fn assert_untouched(v: &Path) {
     assert_eq!(
         std::fs::read(v).unwrap(),
@@ -176,9 +185,7 @@ fn object_of_another_user_is_refused_unless_cross_user() {
     let d = shared_tempdir();
     let shm = ShmDir::new(d.path());
     let p = d.path().join(".SHMDforeign");
-    std::fs::write(&p, b"squatter's data").unwrap();
-    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o666)).unwrap();
-    nix::unistd::chown(&p, Some(NOBODY.into()), Some(NOBODY.into())).unwrap();
+    plant(&p, b"squatter's data", 0o666, Some(NOBODY));
     for flags in [RO, RW, RW | TRUNC, CREAT | RW] {
         let e = shm.open("/foreign", flags, 0o600).unwrap_err();
         assert_eq!(e.raw_os_error(), Some(libc::EPERM), "{flags:?}: {e}");
@@ -264,8 +271,7 @@ fn unreadable_lock_file_gives_prompt_eacces() {
     }
     let d = shared_tempdir();
     let lock = d.path().join(".SHMLnoperm");
-    std::fs::write(&lock, b"").unwrap();
-    std::fs::set_permissions(&lock, std::fs::Permissions::from_mode(0o000)).unwrap();
+    plant(&lock, b"", 0o000, None);
     let shm = ShmDir::new(d.path()).cross_user(true);
     let child = in_child(move || {
         become_nobody();
@@ -334,8 +340,7 @@ fn our_own_lock_file_held_by_another_user_never_makes_us_wait() {
     // A leftover lock file of ours that others may open (as a cross-user process, or an older
     // tool, would leave it): flock needs no write access, so anyone can hold it.
     let lock = d.path().join(".SHMLours");
-    std::fs::write(&lock, b"").unwrap();
-    std::fs::set_permissions(&lock, std::fs::Permissions::from_mode(0o644)).unwrap();
+    plant(&lock, b"", 0o644, None);
     let holder = nobody_holding(&lock, RO);
     let e = assert_prompt("our lock held by nobody", || {
         shm.open("/ours", CREAT | RW, 0o600).unwrap_err()
@@ -348,31 +353,41 @@ fn our_own_lock_file_held_by_another_user_never_makes_us_wait() {
     assert!(!lock.exists());
 }
 
+/// A child that creates `name` through `shm` under `umask` and stops while it holds the lock,
+/// until the returned `Ready` is notified (or 30 s pass, so a failing test never leaves it
+/// behind).
+fn paused_in_lock(shm: ShmDir, name: &'static str, umask: u32) -> (nix::unistd::Pid, Ready) {
+    let ready = Ready::new();
+    let w = nix::unistd::dup(ready.write_fd()).unwrap();
+    let release = Ready::new();
+    let r = nix::unistd::dup(release.read_fd()).unwrap();
+    let paused = shm.trace(move |step| {
+        if let tmpshm::Step::LockAcquired { .. } = step {
+            use std::os::fd::AsFd;
+            nix::unistd::write(&w, b"!").unwrap();
+            let mut fds = [nix::poll::PollFd::new(
+                r.as_fd(),
+                nix::poll::PollFlags::POLLIN,
+            )];
+            let _ = nix::poll::poll(&mut fds, nix::poll::PollTimeout::try_from(30_000).unwrap());
+        }
+    });
+    let holder = in_child(move || {
+        nix::sys::stat::umask(Mode::from_bits_truncate(umask));
+        paused.open(name, CREAT | RW, 0o600).map_or(1, |_| 0)
+    });
+    ready.wait(Duration::from_secs(20));
+    (holder, release)
+}
+
 #[test]
 fn lock_files_we_create_are_ours_alone() {
     if skip_unless_root("lock_files_we_create_are_ours_alone") {
         return;
     }
     let d = shared_tempdir();
-    let ready = Ready::new();
-    let w = nix::unistd::dup(ready.write_fd()).unwrap();
-    let release = Ready::new();
-    let r = nix::unistd::dup(release.read_fd()).unwrap();
-    let holder_dir = ShmDir::new(d.path()).trace(move |step| {
-        if let tmpshm::Step::LockAcquired { .. } = step {
-            nix::unistd::write(&w, b"!").unwrap();
-            let mut b = [0u8; 1];
-            let _ = nix::unistd::read(&r, &mut b);
-        }
-    });
-    let holder = in_child(move || {
-        // A permissive umask, so only tmpshm's own choice of mode can keep others out.
-        nix::sys::stat::umask(Mode::from_bits_truncate(0o022));
-        holder_dir
-            .open("/alone", CREAT | RW, 0o600)
-            .map_or(1, |_| 0)
-    });
-    ready.wait(Duration::from_secs(20));
+    // A permissive umask, so only tmpshm's own choice of mode can keep others out.
+    let (holder, release) = paused_in_lock(ShmDir::new(d.path()), "/alone", 0o022);
     let lock = d.path().join(".SHMLalone");
     let mode = std::fs::metadata(&lock).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode & 0o077, 0, "lock file mode {mode:o}");
@@ -415,4 +430,22 @@ fn unwritable_directory_is_named_as_the_cause() {
         }
     });
     assert_eq!(wait_exit(child, Duration::from_secs(20)), 0);
+}
+
+#[test]
+fn cross_user_lock_files_are_open_to_others_whatever_the_umask() {
+    // Shared objects need lock files the other users can open (read-only is enough for flock);
+    // a strict umask must not lock them out.
+    let d = tempfile::tempdir().unwrap();
+    let shm = ShmDir::new(d.path()).cross_user(true);
+    let (holder, release) = paused_in_lock(shm, "/shared", 0o077);
+    let mode = std::fs::metadata(d.path().join(".SHMLshared"))
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o644, "cross-user lock file mode {mode:o}");
+    release.notify();
+    assert_eq!(wait_exit(holder, Duration::from_secs(20)), 0);
+    assert!(lock_files(d.path()).is_empty());
 }
