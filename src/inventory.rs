@@ -244,6 +244,7 @@ impl ShmDir {
             |e: std::io::Error| io_error(&e, Op::Open, dir).because("reading the directory");
         let mut inv = Inventory::default();
         let checks = self.checks();
+        let holders = Holders::default();
         for entry in std::fs::read_dir(dir).map_err(read_err)? {
             let entry = entry.map_err(read_err)?;
             let file = entry.file_name();
@@ -259,11 +260,17 @@ impl ShmDir {
                 Entry::Object(name) => inv.objects.push(ObjectInfo::from_meta(name, path, &meta)),
                 Entry::Lock(name) => {
                     let kind = AuxKind::Lock { name };
-                    inv.locks.push(LockInfo::probed(kind, path, &meta, &checks));
+                    inv.locks
+                        .push(LockInfo::probed(kind, path, &meta, &checks, &holders));
                 }
                 Entry::Temp => {
-                    inv.locks
-                        .push(LockInfo::probed(AuxKind::Temp, path, &meta, &checks));
+                    inv.locks.push(LockInfo::probed(
+                        AuxKind::Temp,
+                        path,
+                        &meta,
+                        &checks,
+                        &holders,
+                    ));
                 }
             }
         }
@@ -331,7 +338,14 @@ impl ShmDir {
             .with_nix_path(|c| OsStr::from_bytes(c.to_bytes()).to_os_string())
             .unwrap_or_default();
         let kind = AuxKind::Lock { name: shown };
-        Ok(Some(LockInfo::probed(kind, path, &meta, &self.checks())))
+        let holders = Holders::default();
+        Ok(Some(LockInfo::probed(
+            kind,
+            path,
+            &meta,
+            &self.checks(),
+            &holders,
+        )))
     }
 
     /// Removes the lock files and temporary files that no live process holds.
@@ -372,13 +386,19 @@ impl ShmDir {
 }
 
 impl LockInfo {
-    fn probed(kind: AuxKind, path: PathBuf, meta: &std::fs::Metadata, checks: &Checks<'_>) -> Self {
+    fn probed(
+        kind: AuxKind,
+        path: PathBuf,
+        meta: &std::fs::Metadata,
+        checks: &Checks<'_>,
+        holders: &Holders,
+    ) -> Self {
         LockInfo {
             kind,
             uid: meta.uid(),
             size: meta.len(),
             modified: modified(meta),
-            state: probe(&path, checks),
+            state: probe(&path, checks, holders),
             path,
         }
     }
@@ -443,7 +463,7 @@ fn open_quietly(path: &CStr) -> nix::Result<OwnedFd> {
 }
 
 /// `flock(LOCK_SH|LOCK_NB)` on a read-only fd: refused means held.
-fn probe(path: &Path, checks: &Checks<'_>) -> LockState {
+fn probe(path: &Path, checks: &Checks<'_>, holders: &Holders) -> LockState {
     let c = c_path(path);
     checks.emit_call("probe flock(LOCK_SH|LOCK_NB)", &c);
     let fd = match open_quietly(&c) {
@@ -461,7 +481,7 @@ fn probe(path: &Path, checks: &Checks<'_>) -> LockState {
             LockState::Stale
         }
         Err((_, Errno::EWOULDBLOCK)) => LockState::Held {
-            pid: holder_pid(&st),
+            pid: holders.pid(&st),
         },
         Err((_, e)) => LockState::Unknown(e),
     };
@@ -476,9 +496,20 @@ fn probe(path: &Path, checks: &Checks<'_>) -> LockState {
     state
 }
 
-/// The pid that `/proc/locks` gives for a `flock` on this inode.
-fn holder_pid(st: &FileStat) -> Option<u32> {
-    lock::flock_holders(st)?.first().copied()
+/// `/proc/locks`, read at most once per listing (and only if some file is held), however many
+/// files are probed: per file it would make a listing quadratic in the number of held locks.
+#[derive(Default)]
+struct Holders(std::cell::OnceCell<Option<lock::HolderMap>>);
+
+impl Holders {
+    /// The pid that `/proc/locks` gives for a `flock` on this inode, for display only.
+    fn pid(&self, st: &FileStat) -> Option<u32> {
+        self.0
+            .get_or_init(lock::flock_holders)
+            .as_ref()?
+            .get(&lock::holder_key(st))
+            .copied()
+    }
 }
 
 enum Collected {

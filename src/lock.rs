@@ -91,7 +91,7 @@ fn open_lock_file(path: &std::ffi::CStr, checks: &Checks<'_>) -> Result<(OwnedFd
                 _ => err.because("the lock file exists and we may not open it"),
             }
         }
-        _ => object::open_error(e, path, Op::Lock, "the lock file"),
+        _ => object::open_error(e, path, Op::Lock, "the lock file", checks),
     })
 }
 
@@ -99,93 +99,115 @@ fn fstat_lock(fd: &OwnedFd, path: &std::ffi::CStr) -> Result<FileStat> {
     fstat(fd.as_fd()).map_err(|e| Error::new(e, Op::Lock, as_path(path)))
 }
 
-/// Who holds a busy lock file, as `/proc/locks` and `/proc/PID` tell.
-enum Holders {
-    /// Every holder runs as our euid: safe to wait.
-    Ours,
-    /// Nobody any more: released meanwhile.
-    Gone,
-    /// Another uid, or we cannot tell.
-    Unknown,
+/// Whether users other than the owner can open the file (any read or write bit for group or
+/// other). Whoever can open a lock file can `flock` it, for as long as it likes.
+pub(crate) fn open_to_others(st: &FileStat) -> bool {
+    st.st_mode & 0o066 != 0
 }
 
 fn refuse_to_wait(path: &std::ffi::CStr, st: &FileStat) -> Error {
     Error::new(Errno::EPERM, Op::Lock, as_path(path)).because(format!(
-        "the lock file is busy, open to other users (mode {:04o}), and not held by our uid as far \
-         as /proc/locks tells, so another user may be holding it; refusing to wait (allow \
-         cross-user sharing if that is intended)",
+        "the lock file is busy and open to other users (mode {:04o}), so its holder may be one \
+         of them, who could hold it forever; refusing to wait (allow cross-user sharing if that \
+         is intended)",
         st.st_mode & 0o7777
     ))
 }
 
-fn holders(st: &FileStat, checks: &Checks<'_>) -> Holders {
-    use std::os::unix::fs::MetadataExt;
-    let euid = checks.euid().as_raw();
-    match flock_holders(st) {
-        Some(pids) if pids.is_empty() => Holders::Gone,
-        Some(pids)
-            if pids.iter().all(|pid| {
-                std::fs::metadata(format!("/proc/{pid}")).is_ok_and(|m| m.uid() == euid)
-            }) =>
-        {
-            Holders::Ours
-        }
-        _ => Holders::Unknown,
-    }
-}
+/// `flock` holders by `(major, minor, inode)`: see [`flock_holders`].
+pub(crate) type HolderMap = std::collections::HashMap<(u64, u64, u64), u32>;
 
-/// The pids of every process holding a `flock` on this inode (waiters excluded), as
-/// `/proc/locks` gives them; `None` where it cannot be read.
+/// The pids of every process holding a `flock`, by inode (`(major, minor, inode)`), as
+/// `/proc/locks` gives them at one moment; `None` where it cannot be read.
+///
+/// For display only: `/proc/locks` names the process that *took* a lock, not the processes
+/// that share its open file description now (a fork, an exec of another program), and inside
+/// a PID namespace it hides holders outside it. Nothing decides trust on it.
 #[cfg(any(target_os = "linux", target_os = "android"))]
-#[allow(clippy::unnecessary_cast)] // the types differ between Linux and Android
-pub(crate) fn flock_holders(st: &FileStat) -> Option<Vec<u32>> {
+pub(crate) fn flock_holders() -> Option<HolderMap> {
     let locks = std::fs::read_to_string("/proc/locks").ok()?;
-    let dev = st.st_dev;
-    let want = (
-        libc::major(dev) as u64,
-        libc::minor(dev) as u64,
-        st.st_ino as u64,
-    );
-    let holders = locks.lines().filter_map(|line| {
+    let mut map = std::collections::HashMap::new();
+    for line in locks.lines() {
         let f: Vec<&str> = line.split_whitespace().collect();
         // "1: FLOCK  ADVISORY  WRITE 1234 00:1f:5678 0 EOF"; waiters have "->" after the number.
         if f.len() < 6 || f[1] != "FLOCK" {
-            return None;
+            continue;
         }
         let mut id = f[5].split(':');
-        let maj = u64::from_str_radix(id.next()?, 16).ok()?;
-        let min = u64::from_str_radix(id.next()?, 16).ok()?;
-        let ino = id.next()?.parse::<u64>().ok()?;
-        ((maj, min, ino) == want)
-            .then(|| f[4].parse().ok())
-            .flatten()
-    });
-    Some(holders.collect())
+        let (Some(maj), Some(min), Some(ino)) = (id.next(), id.next(), id.next()) else {
+            continue;
+        };
+        let (Ok(maj), Ok(min), Ok(ino)) = (
+            u64::from_str_radix(maj, 16),
+            u64::from_str_radix(min, 16),
+            ino.parse::<u64>(),
+        ) else {
+            continue;
+        };
+        // A holder outside our PID namespace shows as 0 or -1: unknown, never "absent".
+        if let Ok(pid) = f[4].parse::<u32>() {
+            if pid > 0 {
+                map.entry((maj, min, ino)).or_insert(pid);
+            }
+        }
+    }
+    Some(map)
 }
 
 #[cfg(not(any(target_os = "linux", target_os = "android")))]
-pub(crate) fn flock_holders(_st: &FileStat) -> Option<Vec<u32>> {
+pub(crate) fn flock_holders() -> Option<HolderMap> {
     None
 }
 
-/// Take the lock at `path`. Blocks in the kernel while a live process holds it.
+/// The key of `st` in [`flock_holders`].
+#[allow(clippy::unnecessary_cast)] // the types differ between Linux and Android
+pub(crate) fn holder_key(st: &FileStat) -> (u64, u64, u64) {
+    let dev = st.st_dev;
+    (
+        libc::major(dev) as u64,
+        libc::minor(dev) as u64,
+        st.st_ino as u64,
+    )
+}
+
+/// Unlinks the lock file we hold (the release step of the protocol) if the path still names
+/// it, and lets it go: used to take over a free lock file that other users could open.
+fn discard(locked: Flock<OwnedFd>, held: &FileStat, path: &std::ffi::CStr) -> Result<()> {
+    let still_ours =
+        matches!(eintr::retry(|| lstat(path)), Ok(now) if object::same_file(&now, held));
+    let removed = if still_ours {
+        eintr::retry(|| unlink(path)).map_err(|e| Error::new(e, Op::Lock, as_path(path)))
+    } else {
+        Ok(())
+    };
+    eintr::unlock_and_close(locked);
+    removed
+}
+
+/// Take the lock at `path`. Blocks in the kernel while a live process holds it, but only on a
+/// file that no other user can open.
 pub(crate) fn acquire<'a>(path: &'a std::ffi::CStr, checks: &Checks<'a>) -> Result<LockGuard<'a>> {
     let tracer = checks.tracer;
     loop {
         let (fd, created) = open_lock_file(path, checks)?;
+        // A lock file we created (O_EXCL) is new, ours and 0600 (or 0644 when shared on
+        // purpose): only the vetting of a file found in place is needed.
+        let found = if created {
+            None
+        } else {
+            let st = fstat_lock(&fd, path)?;
+            checks.vet_lock(&st, path)?;
+            Some(st)
+        };
         let locked = match eintr::flock(fd, FlockArg::LockExclusiveNonblock) {
             Ok(l) => l,
             Err((fd, Errno::EWOULDBLOCK)) => {
-                // Busy: make sure it is a file we may wait on before we block on it.
-                let st = fstat_lock(&fd, path)?;
-                checks.vet(&st, path, Op::Lock, "the lock file")?;
-                if !checks.cross_user && st.st_mode & 0o077 != 0 {
-                    // Not made by a same-user tmpshm (those are 0600): whoever holds it may be
-                    // another user, who could hold it forever.
-                    match holders(&st, checks) {
-                        Holders::Ours => {}
-                        Holders::Gone => continue,
-                        Holders::Unknown => return Err(refuse_to_wait(path, &st)),
+                if let Some(st) = &found {
+                    if !checks.cross_user && open_to_others(st) {
+                        // Its holder may be another user, who could hold it forever: never
+                        // wait on it. (No pid-based trust: /proc/locks names the process that
+                        // took a flock, not who shares it now.)
+                        return Err(refuse_to_wait(path, st));
                     }
                 }
                 trace::emit(
@@ -220,10 +242,24 @@ pub(crate) fn acquire<'a>(path: &'a std::ffi::CStr, checks: &Checks<'a>) -> Resu
             continue;
         }
         if !created {
-            if let Err(e) = checks.vet(&st, path, Op::Lock, "the lock file") {
+            // Vetted before the wait; its owner may have changed it meanwhile.
+            if let Err(e) = checks.vet_lock(&st, path) {
                 eintr::unlock_and_close(locked);
                 return Err(e);
             }
+        }
+        if !created && !checks.cross_user && open_to_others(&st) {
+            // Free, but others can open it, so one of them may hold an fd to it and take the
+            // flock after us. Take it over: remove it as a holder does on release, and start
+            // again with a fresh file of our own.
+            trace::emit(
+                tracer,
+                Step::LockTakeover {
+                    path: as_path(path),
+                },
+            );
+            discard(locked, &st, path)?;
+            continue;
         }
         trace::emit(
             tracer,

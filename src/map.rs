@@ -5,9 +5,15 @@
 //! `ftruncate`, so the object is still 0 bytes long. [`Mapping::new`] checks the size with
 //! `fstat` first and answers with an error instead.
 //!
-//! The remaining hazard: another process may shrink the object after the check; pages past the
-//! new end then raise `SIGBUS` when touched. Only processes that share the object can do that,
-//! so agree not to.
+//! The second way: a sparse file on a full file system. Writing to a page that has no block
+//! behind it needs one, and when there is none left the kernel raises `SIGBUS` (any local user
+//! can fill `/tmp` or `/dev/shm`). A read-write [`Mapping`] therefore reserves its range with
+//! `fallocate` first, so a full file system answers `ENOSPC` at [`Mapping::new`].
+//!
+//! What no library can prevent: another process that can write the object may shrink it
+//! after the check; touching pages past the new end then raises `SIGBUS` and kills the
+//! process. Only processes that can open the object for writing can do that, so they must
+//! agree not to.
 
 use std::os::fd::AsFd;
 use std::path::Path;
@@ -81,9 +87,17 @@ unsafe impl Sync for Mapping {}
 impl Mapping {
     /// `mmap(2)` the first `len` bytes of `fd`, shared.
     ///
+    /// With `Access::ReadWrite` the range is reserved first (`fallocate(FALLOC_FL_KEEP_SIZE)`,
+    /// where the file system supports it), so that no write through the mapping can raise
+    /// `SIGBUS` for want of space. The size is never changed.
+    ///
+    /// `SIGBUS` remains possible in one case, which the type cannot rule out: another process
+    /// shrinks the object while it is mapped (see the module docs).
+    ///
     /// # Errors
     /// - `EINVAL`: `len` is 0, or the object is shorter than `len` (in particular still 0 bytes
     ///   long because its creator has not run `ftruncate` yet); mapping would risk `SIGBUS`.
+    /// - `ENOSPC`: `Access::ReadWrite`, and the file system has no room for the range.
     /// - `EACCES`: `Access::ReadWrite` on an fd opened `O_RDONLY`.
     /// - `ENOMEM`, `ENODEV`: as `mmap(2)`.
     ///
@@ -102,6 +116,15 @@ impl Mapping {
             return Err(Error::new(Errno::EINVAL, Op::Map, here).because(format!(
                 "the object is {size} bytes long, shorter than the {len} bytes asked for (has its creator run ftruncate?); touching the rest would raise SIGBUS"
             )));
+        }
+        if access == Access::ReadWrite {
+            crate::eintr::reserve(fd, 0, len as u64, true).map_err(|e| match e {
+                // fallocate needs a writable fd, as a read-write mapping does.
+                Errno::EBADF => Error::new(Errno::EACCES, Op::Map, here)
+                    .because("a read-write mapping of an fd opened read-only"),
+                e => Error::new(e, Op::Map, here)
+                    .because(format!("reserving the {len} bytes to map")),
+            })?;
         }
         let prot = match access {
             Access::ReadOnly => ProtFlags::PROT_READ,

@@ -11,7 +11,7 @@ use std::os::fd::{AsFd, OwnedFd};
 
 use nix::errno::Errno;
 use nix::fcntl::{fcntl, open, FcntlArg, OFlag};
-use nix::sys::stat::{fstat, FileStat, Mode, SFlag};
+use nix::sys::stat::{fstat, lstat, FileStat, Mode, SFlag};
 use nix::unistd::{ftruncate, geteuid, unlink, Uid};
 
 use crate::eintr;
@@ -59,6 +59,32 @@ impl<'a> Checks<'a> {
             call,
             path: as_path(path),
         });
+    }
+
+    /// The policy for an existing object: [`Checks::vet`], and, without cross-user sharing,
+    /// no group or other read+write pair. Where `fs.protected_hardlinks=1`, only a user who
+    /// can read and write a file (or owns it) can hard-link it, so no other user can have
+    /// linked it here under a name its owner never created, and kept an fd to read what we
+    /// write. (Where it is 0, anyone can link any file they can see: the rule cannot hold.)
+    pub(crate) fn vet_object(&self, st: &FileStat, path: &CStr) -> Result<()> {
+        self.vet(st, path, Op::Check, "the object")?;
+        if !self.cross_user && others_can_link(st) {
+            return Err(
+                Error::new(Errno::EPERM, Op::Check, as_path(path)).because(format!(
+                "other users can read and write the object (mode {:04o}), so any of them could \
+                 have hard-linked it here under a name its owner never created; allow \
+                 cross-user sharing to use it",
+                st.st_mode & 0o7777
+            )),
+            );
+        }
+        Ok(())
+    }
+
+    /// The policy for an existing lock file: [`Checks::vet`]. Whether we may wait on it is
+    /// the lock layer's question.
+    pub(crate) fn vet_lock(&self, st: &FileStat, path: &CStr) -> Result<()> {
+        self.vet(st, path, Op::Lock, "the lock file")
     }
 
     /// The one policy for every file tmpshm uses in a shared directory (objects and lock
@@ -141,7 +167,12 @@ fn open_retrying(
 
 /// Turns an `open(2)` failure into our error, naming what was found at the path of `what`
 /// (data and lock files alike).
-pub(crate) fn open_error(e: Errno, path: &CStr, op: Op, what: &str) -> Error {
+///
+/// Two answers concern the file found rather than the request, and are not in the errno set
+/// `shm_open` documents: `EWOULDBLOCK` (someone holds a file lease on it; only its owner can)
+/// and `ETXTBSY` (a running program). They become the refusal the file would get from the
+/// checks (`EINVAL`, `EPERM`: a planted foreign file), or `EACCES` when it would pass them.
+pub(crate) fn open_error(e: Errno, path: &CStr, op: Op, what: &str, checks: &Checks<'_>) -> Error {
     match e {
         Errno::ELOOP => Error::new(e, op, as_path(path)).because(format!(
             "a symbolic link is at the path of {what}; not following it"
@@ -149,8 +180,29 @@ pub(crate) fn open_error(e: Errno, path: &CStr, op: Op, what: &str) -> Error {
         // EISDIR: a directory opened for writing. ENXIO: a socket, or a FIFO with no reader.
         Errno::EISDIR | Errno::ENXIO => Error::new(Errno::EINVAL, op, as_path(path))
             .because(format!("the path of {what} is not a regular file")),
+        Errno::EWOULDBLOCK | Errno::ETXTBSY => {
+            if let Ok(st) = eintr::retry(|| lstat(path)) {
+                if let Err(refused) = checks.vet(&st, path, op, what) {
+                    return refused;
+                }
+            }
+            let why = if e == Errno::ETXTBSY {
+                format!("{what} is a program being run; not writing to it")
+            } else {
+                format!("a process holds a file lease on {what}; not waiting for it to break")
+            };
+            Error::new(Errno::EACCES, op, as_path(path)).because(why)
+        }
         _ => Error::new(e, op, as_path(path)),
     }
+}
+
+/// Whether a user other than the owner has both read and write permission (through the group
+/// or other bits), which is what `fs.protected_hardlinks=1` asks of a user who links a file
+/// they do not own.
+pub(crate) fn others_can_link(st: &FileStat) -> bool {
+    let mode = st.st_mode;
+    mode & 0o060 == 0o060 || mode & 0o006 == 0o006
 }
 
 /// Whether `st` is a regular file.
@@ -166,7 +218,7 @@ pub(crate) fn same_file(a: &FileStat, b: &FileStat) -> bool {
 /// `fstat` the opened file and refuse anything but a single-link regular file of ours.
 fn check(fd: &OwnedFd, path: &CStr, checks: &Checks<'_>) -> Result<()> {
     let st = fstat(fd.as_fd()).map_err(|e| Error::new(e, Op::Check, as_path(path)))?;
-    checks.vet(&st, path, Op::Check, "the object")?;
+    checks.vet_object(&st, path)?;
     checks.emit(Step::Checked {
         path: as_path(path),
         uid: st.st_uid,
@@ -179,21 +231,17 @@ fn check(fd: &OwnedFd, path: &CStr, checks: &Checks<'_>) -> Result<()> {
 
 /// Open an existing data file (no `O_CREAT`), check it, and truncate if asked.
 pub(crate) fn open_existing(path: &CStr, req: Request, checks: &Checks<'_>) -> Result<OwnedFd> {
-    // A FIFO opened O_RDONLY would block until a writer comes: O_NONBLOCK prevents that, and
-    // is cleared again below. O_RDWR opens of a FIFO never block on Linux, so the common
-    // read-write open pays for no extra fcntl.
-    let nonblock = req.access == OFlag::O_RDONLY;
-    let mut flags = req.access | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_NOCTTY;
-    if nonblock {
-        flags |= OFlag::O_NONBLOCK;
-    }
+    // O_NONBLOCK: a FIFO opened O_RDONLY would block until a writer comes, and an open that
+    // conflicts with a file lease would wait `fs.lease-break-time` (45 s) for the lease holder
+    // (the file's owner, perhaps another user who planted it) to let go; with it, both answer
+    // at once. It is cleared again once the file has passed the checks.
+    let flags =
+        req.access | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_NOCTTY | OFlag::O_NONBLOCK;
     let fd = open_retrying(path, flags, Mode::empty(), checks)
-        .map_err(|e| open_error(e, path, Op::Open, "the object"))?;
+        .map_err(|e| open_error(e, path, Op::Open, "the object", checks))?;
     check(&fd, path, checks)?;
-    if nonblock {
-        fcntl(fd.as_fd(), FcntlArg::F_SETFL(OFlag::empty()))
-            .map_err(|e| Error::new(e, Op::Open, as_path(path)))?;
-    }
+    fcntl(fd.as_fd(), FcntlArg::F_SETFL(OFlag::empty()))
+        .map_err(|e| Error::new(e, Op::Open, as_path(path)))?;
     if req.truncate {
         truncate(&fd, path, 0, checks)?;
     }
@@ -215,7 +263,7 @@ pub(crate) fn create_new(
         | OFlag::O_NOCTTY;
     // O_EXCL made a new, empty, single-link regular file of ours: nothing to check or truncate.
     open_retrying(path, flags, mode, checks)
-        .map_err(|e| open_error(e, path, Op::Open, "the object"))
+        .map_err(|e| open_error(e, path, Op::Open, "the object", checks))
 }
 
 /// `ftruncate` a checked data file.
@@ -229,6 +277,31 @@ pub(crate) fn truncate(fd: &OwnedFd, path: &CStr, len: u64, checks: &Checks<'_>)
     })?;
     eintr::retry(|| ftruncate(fd.as_fd(), len))
         .map_err(|e| Error::new(e, Op::Truncate, as_path(path)))
+}
+
+/// Grows a checked data file from `from` to `to` bytes, reserving the new blocks (see
+/// [`eintr::reserve`]): `ENOSPC` now rather than `SIGBUS` at a later write. Where the file
+/// system cannot reserve, the file is grown sparse with `ftruncate`.
+pub(crate) fn grow(
+    fd: &OwnedFd,
+    path: &CStr,
+    from: u64,
+    to: u64,
+    checks: &Checks<'_>,
+) -> Result<()> {
+    if to <= from {
+        return Ok(());
+    }
+    checks.emit_call(&format!("fallocate {from}..{to}"), path);
+    match eintr::reserve(fd.as_fd(), from, to - from, false) {
+        Ok(eintr::Reserved::Yes) => Ok(()),
+        Ok(eintr::Reserved::Unsupported) => truncate(fd, path, to, checks),
+        // fallocate needs a writable fd, as ftruncate does (which says EINVAL).
+        Err(Errno::EBADF) => Err(Error::new(Errno::EINVAL, Op::Truncate, as_path(path))
+            .because("the object is open read-only")),
+        Err(e) => Err(Error::new(e, Op::Truncate, as_path(path))
+            .because(format!("reserving {} bytes for the object", to - from))),
+    }
 }
 
 /// Remove the data file.

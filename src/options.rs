@@ -6,7 +6,9 @@
 //! Under the creation lock it:
 //! 1. creates a temporary file `<dir>/.SHMT<pid>.<n>` with `O_CREAT|O_EXCL|O_NOFOLLOW`, and
 //!    takes `flock(LOCK_EX)` on it (so `gc` can tell a live creator's file from a crashed one's);
-//! 2. `ftruncate`s it to the size and `fchmod`s it to exactly the mode asked for (no umask);
+//! 2. reserves its blocks with `fallocate` (which also sets the size; `ENOSPC` now, never
+//!    `SIGBUS` at a later write; `ftruncate` where the file system cannot reserve), and
+//!    `fchmod`s it to exactly the mode asked for (no umask);
 //! 3. renames it to the data path with `renameat2(RENAME_NOREPLACE)` (`EEXIST` if anything is
 //!    there: the kernel decides, atomically, and the file never has a second link);
 //! 4. drops the `flock`.
@@ -199,7 +201,9 @@ impl ShmOptions {
     ///   rules (see [`ShmDir::open`]).
     /// - `EEXIST`: anything is at the data path already (a symbolic link included).
     /// - `ENAMETOOLONG`: the data file name exceeds the file system's `NAME_MAX`.
-    /// - `EFBIG`, `ENOSPC`: `ftruncate` refused the size.
+    /// - `ENOSPC`: the file system has no room for `size` bytes (they are reserved, see the
+    ///   module docs); nothing is left behind.
+    /// - `EFBIG`: the size exceeds what the file system allows.
     /// - `EACCES`, `EPERM`, `ELOOP`: the lock file is unusable (see [`ShmDir::open`]); the
     ///   directory is not writable.
     /// - `EROFS`, `ENOTDIR`, `EMFILE`, `ENFILE`: as `open(2)`.
@@ -529,7 +533,7 @@ fn publish(dir: &ShmDir, paths: &ObjectPaths, size: u64, mode: Mode) -> Result<O
     let _guard = dir.lock(paths, &checks)?;
     let temp = make_temp(dir, &checks)?;
     // Any error from here on drops `temp`, which unlinks the temporary name.
-    object::truncate(temp.fd(), &temp.path, size, &checks)?;
+    object::grow(temp.fd(), &temp.path, 0, size, &checks)?;
     checks.emit_call(&format!("fchmod {:04o}", mode.bits()), &temp.path);
     eintr::retry(|| fchmod(temp.fd(), mode))
         .map_err(|e| Error::new(e, Op::Open, as_path(&temp.path)))?;
@@ -668,11 +672,13 @@ impl Shm {
     }
 
     /// Grows the object to at least `len` bytes (never shrinks it: shrinking is what makes
-    /// other processes' mappings raise `SIGBUS`). Returns whether it grew.
+    /// other processes' mappings raise `SIGBUS`), reserving the new blocks (`fallocate`), so
+    /// that writes to them cannot fail for want of space. Returns whether it grew.
     ///
     /// # Errors
-    /// - `EINVAL`: the handle is read-only (`ftruncate` needs a writable fd).
-    /// - `EFBIG`, `ENOSPC`: as `ftruncate(2)`.
+    /// - `EINVAL`: the handle is read-only.
+    /// - `ENOSPC`: the file system has no room; the size is unchanged.
+    /// - `EFBIG`: as `fallocate(2)`.
     ///
     /// # Example
     /// ```
@@ -692,7 +698,7 @@ impl Shm {
             self.size = now;
             return Ok(false);
         }
-        object::truncate(fd, &path, len, &self.dir.checks())?;
+        object::grow(fd, &path, now, len, &self.dir.checks())?;
         self.size = len;
         Ok(true)
     }

@@ -95,6 +95,11 @@ impl ShmDir {
     /// The directory the environment chooses: `$TMPSHM_DIR`, or `/tmp` when it is unset or
     /// empty; cross-user sharing when `$TMPSHM_CROSS_USER` is `1`.
     ///
+    /// In a secure-execution process (set-user-ID or set-group-ID, or with file capabilities:
+    /// `getauxval(AT_SECURE)`, the test glibc's `secure_getenv` makes) both variables are
+    /// ignored: the user who started the program controls its environment, and could otherwise
+    /// point it at a directory of their choosing or make it accept their files.
+    ///
     /// # Errors
     /// - `EINVAL`: `TMPSHM_DIR` is not an absolute path (a relative one would name a different
     ///   directory in every process with another working directory).
@@ -106,6 +111,9 @@ impl ShmDir {
     /// # Ok::<(), tmpshm::Error>(())
     /// ```
     pub fn from_env() -> Result<ShmDir> {
+        if secure_execution() {
+            return Ok(ShmDir::new(DEFAULT_DIR));
+        }
         let dir = match std::env::var_os(ENV_DIR) {
             Some(d) if !d.is_empty() => {
                 let p = PathBuf::from(d);
@@ -435,4 +443,19 @@ impl ShmDir {
             })
         })?
     }
+}
+
+/// Whether this process runs with privileges its invoker does not have (set-user-ID,
+/// set-group-ID, file capabilities), so that its environment must not be trusted.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn secure_execution() -> bool {
+    // SAFETY: getauxval reads the auxiliary vector the kernel gave this process; no memory
+    // of ours is involved.
+    unsafe { libc::getauxval(libc::AT_SECURE) != 0 }
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn secure_execution() -> bool {
+    use nix::unistd::{getegid, geteuid, getgid, getuid};
+    getuid() != geteuid() || getgid() != getegid()
 }

@@ -41,6 +41,12 @@ pub enum Step<'a> {
         /// The lock file.
         path: &'a Path,
     },
+    /// The lock file was free but open to other users, so one of them might hold an fd to it:
+    /// removed (as a holder does on release) to start again with a fresh one of our own.
+    LockTakeover {
+        /// The lock file.
+        path: &'a Path,
+    },
     /// The lock is ours.
     LockAcquired {
         /// The lock file.
@@ -129,6 +135,12 @@ impl fmt::Display for Step<'_> {
             Step::LockRetry { path } => write!(
                 f,
                 "lock file {} was released and unlinked by its holder; retrying",
+                path.display()
+            ),
+            Step::LockTakeover { path } => write!(
+                f,
+                "lock file {} is free but open to other users: removing it and starting again \
+                 with one of our own",
                 path.display()
             ),
             Step::LockAcquired { path } => write!(f, "lock acquired {}", path.display()),

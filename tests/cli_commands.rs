@@ -329,7 +329,7 @@ fn trace_prints_every_step_to_stderr() {
     for want in [
         "trace: name \"/t\" ok",
         "trace: lock acquired",
-        "trace: ftruncate",
+        "trace: fallocate",
         "trace: renameat2 RENAME_NOREPLACE",
         "trace: unlock",
     ] {

@@ -240,9 +240,11 @@ fn opening_an_existing_object_takes_no_lock() {
 }
 
 #[test]
-fn a_same_user_holder_of_a_loose_lock_file_is_waited_for() {
-    // A lock file others may open (as a cross-user process of ours makes it) is waited on only
-    // when /proc/locks shows that every holder runs as our uid, as here.
+fn a_busy_lock_file_open_to_others_is_refused_at_once_and_a_free_one_taken_over() {
+    // A lock file others may open (as a cross-user process makes it) may be held by any of
+    // them, for as long as they like: even when its holder is in fact one of our own
+    // processes, a creator without cross-user sharing refuses at once rather than wait, and
+    // nothing about the holder's pid is trusted.
     let d = tempfile::tempdir().unwrap();
     let lock = d.path().join(".SHMLloose");
     let ready = Ready::new();
@@ -255,22 +257,37 @@ fn a_same_user_holder_of_a_loose_lock_file_is_waited_for() {
             .unwrap();
         let held = nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusive).unwrap();
         ready_w.notify();
-        std::thread::sleep(Duration::from_millis(700));
-        // Release as the protocol says: unlink while holding, then unlock.
-        std::fs::remove_file(&lock2).unwrap();
+        std::thread::sleep(Duration::from_millis(1500));
         drop(held);
         0
     });
     ready.wait(Duration::from_secs(30));
     let shm = ShmDir::new(d.path());
     let t = Instant::now();
-    let fd = shm.open("/loose", CREAT | EXCL | RW, 0o600).unwrap();
+    let e = shm.open("/loose", CREAT | EXCL | RW, 0o600).unwrap_err();
     assert!(
-        t.elapsed() >= Duration::from_millis(300),
-        "did not wait: {:?}",
+        t.elapsed() < Duration::from_millis(500),
+        "waited {:?}",
         t.elapsed()
     );
-    drop(fd);
+    assert_eq!(e.raw_os_error(), Some(libc::EPERM), "{e}");
+    assert!(e.to_string().contains("open to other users"), "{e}");
     assert_eq!(wait_exit(holder, Duration::from_secs(30)), 0);
-    assert!(lock_files(d.path()).is_empty());
+    // Free now: taken over (removed as a holder removes it on release) and replaced by a fresh
+    // lock file of our own, which is gone again after the create.
+    assert!(lock.exists());
+    let steps = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = steps.clone();
+    let traced = ShmDir::new(d.path()).trace(move |s| sink.lock().unwrap().push(s.to_string()));
+    drop(traced.open("/loose", CREAT | EXCL | RW, 0o600).unwrap());
+    let steps = steps.lock().unwrap();
+    let takeover = steps
+        .iter()
+        .position(|s| s.contains("free but open to other users"));
+    let acquired = steps.iter().position(|s| s.starts_with("lock acquired"));
+    assert!(
+        takeover.is_some() && takeover < acquired,
+        "not taken over before acquiring: {steps:?}"
+    );
+    assert!(lock_files(d.path()).is_empty(), "{:?}", entries(d.path()));
 }

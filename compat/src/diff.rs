@@ -378,6 +378,8 @@ pub enum State {
     Data,
     /// Mode 0400 holding [`SEED`].
     ReadOnly,
+    /// Mode 0666 holding [`SEED`]: ours, but other users may read and write it.
+    OthersRw,
     /// Mode 0600 holding [`SEED`], owned by uid/gid [`FOREIGN_UID`] (needs root).
     Foreign,
     /// As [`State::Foreign`], with tmpshm's cross-user sharing on (`TMPSHM_CROSS_USER=1`):
@@ -392,11 +394,12 @@ pub const FOREIGN_UID: u32 = 65534;
 
 impl State {
     /// All states.
-    pub const ALL: [State; 6] = [
+    pub const ALL: [State; 7] = [
         State::Absent,
         State::Present,
         State::Data,
         State::ReadOnly,
+        State::OthersRw,
         State::Foreign,
         State::ForeignShared,
     ];
@@ -408,6 +411,7 @@ impl State {
             State::Present => "present",
             State::Data => "data",
             State::ReadOnly => "readonly",
+            State::OthersRw => "others-rw",
             State::Foreign => "foreign",
             State::ForeignShared => "foreign-shared",
         }
@@ -431,6 +435,10 @@ impl State {
         let fd = side.open(name, libc::O_RDWR | libc::O_CREAT | libc::O_EXCL, mode)?;
         if self != State::Present {
             pwrite(fd.as_fd(), SEED, 0)?;
+        }
+        if self == State::OthersRw {
+            // fchmod: the umask would take the group and other write bits away.
+            nix::sys::stat::fchmod(fd.as_fd(), nix::sys::stat::Mode::from_bits_truncate(0o666))?;
         }
         if self.foreign() {
             // fchown: the fd is the file this side created, whatever path it chose.

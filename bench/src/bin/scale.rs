@@ -1,4 +1,5 @@
-//! Scale: open latency with 10 to 10,000 objects in one directory, and the time to list them.
+//! Scale: open latency with 10 to 10,000 objects in one directory, the time to list them, and
+//! the time to list a directory of lock files that live processes hold.
 //!
 //! `cargo run --release -p tmpshm-bench --bin scale` (`--quick` for a smoke run) prints a
 //! Markdown table for a directory under /dev/shm (tmpfs) and one under /tmp.
@@ -79,5 +80,96 @@ fn main() {
             shm.unlink(&*name(i)).unwrap();
         }
         std::fs::remove_dir(&dir).unwrap();
+    }
+    let held: &[usize] = if quick { &[100] } else { &[1000, 10_000] };
+    println!();
+    println!("| directory | lock files held by a live process | ShmDir::list ms (median of 5) |");
+    println!("|---|---:|---:|");
+    for base in ["/dev/shm", "/tmp"] {
+        for &n in held {
+            let ms = list_held(&PathBuf::from(format!("{base}/tmpshm-held-{pid}")), n);
+            println!("| {base} | {n} | {ms:.1} |");
+        }
+    }
+}
+
+/// Times `ShmDir::list` over `n` lock files, each held with `flock` by one child process.
+fn list_held(dir: &std::path::Path, n: usize) -> f64 {
+    use std::os::fd::AsRawFd;
+    raise_fd_limit(n as u64 + 64);
+    std::fs::create_dir(dir).unwrap();
+    let paths: Vec<PathBuf> = (0..n).map(|i| dir.join(format!(".SHMLheld{i}"))).collect();
+    let mut ready = [0; 2];
+    // SAFETY: a two-element array for the two fds.
+    assert_eq!(unsafe { libc::pipe(ready.as_mut_ptr()) }, 0);
+    // SAFETY: the child only opens, locks, writes one byte and sleeps until killed.
+    let child = unsafe { libc::fork() };
+    assert!(child >= 0, "fork");
+    if child == 0 {
+        let held: Vec<std::fs::File> = paths
+            .iter()
+            .map(|p| {
+                let f = std::fs::File::create(p).unwrap();
+                tmpshm_bench::sys::flock(f.as_raw_fd(), libc::LOCK_EX);
+                f
+            })
+            .collect();
+        // SAFETY: writing one byte from a live buffer to our pipe.
+        unsafe { libc::write(ready[1], b"!".as_ptr().cast(), 1) };
+        std::thread::sleep(std::time::Duration::from_secs(3600));
+        drop(held);
+        // SAFETY: leaving the forked child.
+        unsafe { libc::_exit(0) };
+    }
+    let mut b = 0u8;
+    // SAFETY: reading one byte into a live buffer from our pipe.
+    assert_eq!(
+        unsafe { libc::read(ready[0], (&mut b as *mut u8).cast(), 1) },
+        1
+    );
+    let shm = ShmDir::new(dir);
+    let mut samples: Vec<f64> = (0..5)
+        .map(|_| {
+            let t = Instant::now();
+            let inv = shm.list().unwrap();
+            let ms = t.elapsed().as_secs_f64() * 1000.0;
+            let by_child = inv
+                .locks
+                .iter()
+                .filter(|l| {
+                    l.state
+                        == tmpshm::LockState::Held {
+                            pid: Some(child as u32),
+                        }
+                })
+                .count();
+            assert_eq!(by_child, n, "every lock file listed as held by the child");
+            ms
+        })
+        .collect();
+    // SAFETY: signalling and reaping our own child.
+    unsafe {
+        libc::kill(child, libc::SIGKILL);
+        libc::waitpid(child, std::ptr::null_mut(), 0);
+        libc::close(ready[0]);
+        libc::close(ready[1]);
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+    median(&mut samples)
+}
+
+/// Raises the soft limit on open files to at least `want` (up to the hard limit).
+fn raise_fd_limit(want: u64) {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: lim is a valid rlimit to fill and then pass back.
+    unsafe {
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
+        if lim.rlim_cur < want {
+            lim.rlim_cur = want.min(lim.rlim_max);
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
     }
 }

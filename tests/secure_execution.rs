@@ -1,0 +1,119 @@
+//! A set-user-ID program that links tmpshm ignores `TMPSHM_DIR` and `TMPSHM_CROSS_USER`: the
+//! user who starts it controls its environment. The program here is a set-user-ID-root copy
+//! of the `tmpshm` command, started by uid 65534.
+//!
+//! With the environment ignored the program uses the default directory, `/tmp`, so these tests
+//! create (and remove) objects with unpredictable names there.
+
+mod common;
+
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use common::*;
+
+/// A set-user-ID-root copy of the `tmpshm` binary in a 0755 directory, or None (reason
+/// printed) where that cannot work.
+fn setuid_tmpshm(test: &str) -> Option<(tempfile::TempDir, PathBuf)> {
+    if skip_unless_root(test) {
+        return None;
+    }
+    let d = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let st = nix::sys::statvfs::statvfs(d.path()).unwrap();
+    if st.flags().contains(nix::sys::statvfs::FsFlags::ST_NOSUID) {
+        println!("SKIPPED {test}: {} is mounted nosuid", d.path().display());
+        eprintln!("SKIPPED {test}: {} is mounted nosuid", d.path().display());
+        return None;
+    }
+    let copy = d.path().join("tmpshm");
+    std::fs::copy(env!("CARGO_BIN_EXE_tmpshm"), &copy).unwrap();
+    std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o4755)).unwrap();
+    Some((d, copy))
+}
+
+/// Runs the set-user-ID program as uid/gid 65534 with `env`.
+fn run_as_nobody(prog: &Path, args: &[&str], env: &[(&str, &Path)]) -> Output {
+    let mut c = Command::new(prog);
+    c.args(args)
+        .env_remove("TMPSHM_DIR")
+        .env_remove("TMPSHM_CROSS_USER");
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.uid(NOBODY).gid(NOBODY).output().unwrap()
+}
+
+fn unique(tag: &str) -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u32(std::process::id());
+    format!("tmpshm-test-{tag}-{:016x}", h.finish())
+}
+
+/// Removes `/tmp/.SHMD<name>` when dropped.
+struct InTmp(PathBuf);
+
+impl Drop for InTmp {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+#[test]
+fn a_setuid_program_ignores_tmpshm_dir() {
+    let test = "a_setuid_program_ignores_tmpshm_dir";
+    let Some((_bin, prog)) = setuid_tmpshm(test) else {
+        return;
+    };
+    // A directory only root may write to, standing for /etc: the invoking user wants root's
+    // files created there.
+    let protected = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(protected.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let name = unique("dir");
+    let in_tmp = InTmp(Path::new("/tmp").join(format!(".SHMD{name}")));
+    let out = run_as_nobody(
+        &prog,
+        &["create", &format!("/{name}"), "--size", "1"],
+        &[("TMPSHM_DIR", protected.path())],
+    );
+    let entries = entries(protected.path());
+    assert!(
+        entries.is_empty(),
+        "the set-user-ID program created {entries:?} where the invoker pointed it"
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // It went to the default directory instead, as root's.
+    assert_eq!(std::fs::metadata(&in_tmp.0).unwrap().uid(), 0);
+}
+
+#[test]
+fn a_setuid_program_ignores_tmpshm_cross_user() {
+    let test = "a_setuid_program_ignores_tmpshm_cross_user";
+    let Some((_bin, prog)) = setuid_tmpshm(test) else {
+        return;
+    };
+    // The invoking user's own object, planted where the program will look.
+    let name = unique("cross");
+    let planted = InTmp(Path::new("/tmp").join(format!(".SHMD{name}")));
+    std::fs::write(&planted.0, b"the invoker's data").unwrap();
+    nix::unistd::chown(&planted.0, Some(NOBODY.into()), Some(NOBODY.into())).unwrap();
+    let out = run_as_nobody(
+        &prog,
+        &["cat", &format!("/{name}")],
+        &[("TMPSHM_CROSS_USER", Path::new("1"))],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && out.stdout.is_empty(),
+        "the set-user-ID program opened another user's object: {:?}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(err.contains("EPERM"), "{err}");
+}
