@@ -44,6 +44,7 @@
 
 mod eintr;
 mod error;
+mod escape;
 mod inventory;
 mod lock;
 mod map;
@@ -56,6 +57,7 @@ mod trace;
 use std::os::fd::OwnedFd;
 
 pub use error::{errno_of, Error, Op, Result};
+pub use escape::{unescape, Escaped, UnescapeError};
 pub use inventory::{AuxKind, FileKind, GcReport, Inventory, LockInfo, LockState, ObjectInfo};
 pub use map::{Access, Mapping};
 pub use name::Layout;
