@@ -1,8 +1,12 @@
 //! Every `tmpshm` command, run as the built binary against a temporary directory.
 
+mod common;
+
+use std::ffi::OsStr;
 use std::io::Write;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use serde_json::Value;
@@ -146,7 +150,8 @@ fn ls_and_stat_print_valid_json() {
     assert_eq!(objs[0]["nlink"], 1);
     assert_eq!(objs[0]["kind"], "file");
     assert!(objs[0]["modified_unix"].as_i64().unwrap() > 1_600_000_000);
-    assert_eq!(objs[1]["name"], "/two \"quoted\"\\");
+    // Escaped: a backslash is doubled, so that `rm --escaped` can take the name back.
+    assert_eq!(objs[1]["name"], "/two \"quoted\"\\\\");
     assert_eq!(objs[1]["size"], 1 << 20);
     assert_eq!(objs[1]["mode"], "0604");
     let locks = v["locks"].as_array().unwrap();
@@ -382,4 +387,271 @@ fn demo_still_runs() {
     let out = ok(d.path(), &["demo", "/demo"]);
     assert!(out.contains("second process"), "{out}");
     assert!(!d.path().join(".SHMDdemo").exists());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Hostile names.
+
+/// Names another user can plant as files: a forged `ls` row, an OSC title, erase-line plus
+/// carriage return, invalid UTF-8, a right-to-left override, a C1 CSI.
+const HOSTILE: &[&[u8]] = &[
+    b"/row\nforged   4096  0600  root      2026-01-01T00:00:00Z  .SHMDforged",
+    b"/\x1b]0;pwned\x07",
+    b"/\x1b[2K\rerased",
+    b"/\xff\xfe",
+    "/\u{202e}txt.exe".as_bytes(),
+    "/c1\u{9b}31mred".as_bytes(),
+];
+
+/// The same names as tmpshm prints them.
+const HOSTILE_SHOWN: &[&str] = &[
+    "/row\\nforged   4096  0600  root      2026-01-01T00:00:00Z  .SHMDforged",
+    "/\\x1b]0;pwned\\x07",
+    "/\\x1b[2K\\rerased",
+    "/\\xff\\xfe",
+    "/\\u{202e}txt.exe",
+    "/c1\\u{9b}31mred",
+];
+
+fn os(b: &[u8]) -> &OsStr {
+    OsStr::from_bytes(b)
+}
+
+fn run_os(dir: &Path, args: &[&OsStr]) -> Output {
+    cmd(dir).args(args).output().expect("spawn tmpshm")
+}
+
+/// `name` without its leading '/', after `prefix`: the file another user plants.
+fn planted(dir: &Path, prefix: &str, name: &[u8]) -> PathBuf {
+    let mut file = prefix.as_bytes().to_vec();
+    file.extend_from_slice(&name[1..]);
+    dir.join(os(&file))
+}
+
+/// Output a terminal can show without acting on it: valid UTF-8, no C0 control but the
+/// newline, no DEL, no C1 control, no bidi control.
+fn assert_inert(what: &str, bytes: &[u8]) {
+    let s = std::str::from_utf8(bytes).unwrap_or_else(|e| {
+        panic!(
+            "{what}: invalid UTF-8 at byte {}: {:?}",
+            e.valid_up_to(),
+            String::from_utf8_lossy(bytes)
+        )
+    });
+    for (i, c) in s.char_indices() {
+        let bad = (c < ' ' && c != '\n')
+            || ('\u{7f}'..='\u{9f}').contains(&c)
+            || matches!(
+                c,
+                '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{2028}' | '\u{2029}'
+            )
+            || ('\u{202a}'..='\u{202e}').contains(&c)
+            || ('\u{2066}'..='\u{2069}').contains(&c);
+        assert!(
+            !bad,
+            "{what}: {c:?} at byte {i} reaches the terminal: {s:?}"
+        );
+    }
+}
+
+fn assert_output_inert(what: &str, out: &Output) {
+    assert_inert(&format!("{what} (stdout)"), &out.stdout);
+    assert_inert(&format!("{what} (stderr)"), &out.stderr);
+}
+
+#[test]
+fn hostile_names_reach_no_terminal_raw_and_json_names_round_trip_to_rm() {
+    let d = tempfile::tempdir().unwrap();
+    for name in HOSTILE {
+        std::fs::write(planted(d.path(), ".SHMD", name), b"x").unwrap();
+        std::fs::write(planted(d.path(), ".SHML", name), b"").unwrap();
+    }
+    std::fs::write(d.path().join(os(b".SHMT\x1b]0;pwned\x07")), b"").unwrap();
+    ok(d.path(), &["create", "/keep", "--size", "1"]);
+
+    let out = run(d.path(), &["ls"]);
+    assert!(out.status.success(), "{out:?}");
+    assert_output_inert("ls", &out);
+    let text = String::from_utf8(out.stdout).unwrap();
+    for shown in HOSTILE_SHOWN {
+        assert!(text.contains(shown), "{shown} expected: {text}");
+    }
+    assert!(
+        text.contains(".SHMT\\x1b]0;pwned\\x07: temporary file"),
+        "{text}"
+    );
+    // Heading, column titles, 7 objects, 6 lock files, 1 temporary file: no forged row.
+    assert_eq!(text.lines().count(), 16, "{text}");
+
+    let out = run(d.path(), &["ls", "--json"]);
+    assert!(out.status.success(), "{out:?}");
+    assert_output_inert("ls --json", &out);
+    let v = json(std::str::from_utf8(&out.stdout).unwrap());
+    assert_eq!(v["schema"], 1, "{v}");
+    let names: Vec<&str> = v["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["name"].as_str().unwrap())
+        .collect();
+    for shown in HOSTILE_SHOWN {
+        assert!(names.contains(shown), "{shown} expected in {names:?}");
+    }
+    assert!(names.contains(&"/keep"), "{names:?}");
+    for o in v["objects"].as_array().unwrap() {
+        let path = o["path"].as_str().unwrap();
+        let name = o["name"].as_str().unwrap();
+        assert!(path.ends_with(&format!(".SHMD{}", &name[1..])), "{o}");
+    }
+    let lock_names: Vec<&str> = v["locks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|l| l["name"].as_str())
+        .collect();
+    assert_eq!(lock_names.len(), HOSTILE.len(), "{v}");
+
+    for (name, shown) in HOSTILE.iter().zip(HOSTILE_SHOWN) {
+        let out = run_os(d.path(), &[os(b"stat"), os(name)]);
+        assert!(out.status.success(), "{out:?}");
+        assert_output_inert("stat", &out);
+        let text = String::from_utf8(out.stdout).unwrap();
+        assert!(text.contains(&format!("name:     {shown}\n")), "{text}");
+        assert!(text.contains(&format!(".SHMD{}", &shown[1..])), "{text}");
+
+        let out = run_os(d.path(), &[os(b"stat"), os(name), os(b"--json")]);
+        assert_output_inert("stat --json", &out);
+        let s = json(std::str::from_utf8(&out.stdout).unwrap());
+        assert_eq!(s["schema"], 1, "{s}");
+        assert_eq!(s["name"], *shown, "{s}");
+        assert_eq!(s["lock"]["name"], *shown, "{s}");
+
+        let out = run_os(d.path(), &[os(b"--trace"), os(b"stat"), os(name)]);
+        assert!(out.status.success(), "{out:?}");
+        assert_output_inert("--trace stat", &out);
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert!(err.lines().all(|l| l.starts_with("trace: ")), "{err}");
+    }
+
+    let out = run(d.path(), &["gc"]);
+    assert!(out.status.success(), "{out:?}");
+    assert_output_inert("gc", &out);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains(".SHML\\x1b]0;pwned\\x07\n"), "{text}");
+    assert!(text.contains(".SHMT\\x1b]0;pwned\\x07\n"), "{text}");
+    assert_eq!(text.lines().count(), HOSTILE.len() + 1, "{text}");
+
+    // Error lines: the path of a missing object, escaped, bytes kept.
+    let out = run_os(
+        d.path(),
+        &[os(b"rm"), os(b"/gone\x1b]0;pwned\x07"), os(b"/gone\xff")],
+    );
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert_output_inert("rm (missing)", &out);
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(err.lines().count(), 2, "{err}");
+    assert!(err.contains(".SHMDgone\\x1b]0;pwned\\x07: ENOENT"), "{err}");
+    assert!(err.contains(".SHMDgone\\xff: ENOENT"), "{err}");
+
+    // `ls --json | jq -r '.objects[].name' | xargs -d '\n' tmpshm rm --escaped`, minus /keep.
+    let v = json(&ok(d.path(), &["ls", "--json"]));
+    let names: Vec<String> = v["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["name"].as_str().unwrap().to_string())
+        .filter(|n| n != "/keep")
+        .collect();
+    assert_eq!(names.len(), HOSTILE.len());
+    assert!(names.iter().all(|n| !n.contains('\n')), "{names:?}");
+    let out = cmd(d.path())
+        .arg("rm")
+        .arg("--escaped")
+        .args(&names)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_output_inert("rm --escaped", &out);
+    let text = String::from_utf8(out.stdout).unwrap();
+    for shown in HOSTILE_SHOWN {
+        assert!(text.contains(&format!("removed {shown}\n")), "{text}");
+    }
+    assert_eq!(common::entries(d.path()), vec![".SHMDkeep".to_string()]);
+
+    // A bad escape is refused before anything is touched.
+    let out = run(d.path(), &["rm", "--escaped", "/keep\\q"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert_output_inert("rm --escaped (bad)", &out);
+    assert_eq!(common::entries(d.path()), vec![".SHMDkeep".to_string()]);
+    ok(d.path(), &["rm", "--escaped", "/ke\\x65p"]);
+    assert!(common::entries(d.path()).is_empty());
+}
+
+#[test]
+fn every_command_escapes_names_and_the_directory() {
+    let top = tempfile::tempdir().unwrap();
+    let d = top.path().join(os(b"dir\x1b]0;pwned\x07\xff"));
+    std::fs::create_dir(&d).unwrap();
+    let shown_dir = format!("{}/dir\\x1b]0;pwned\\x07\\xff", top.path().display());
+    let name = os(b"/new\x1b[31m\xc2\x9bred\n");
+    let shown = "/new\\x1b[31m\\u{9b}red\\n";
+
+    let out = run_os(
+        &d,
+        &[os(b"--trace"), os(b"create"), name, os(b"--size"), os(b"1")],
+    );
+    assert!(out.status.success(), "{out:?}");
+    assert_output_inert("create", &out);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.starts_with(&format!("created {shown}: {shown_dir}/.SHMDnew")),
+        "{text}"
+    );
+
+    let out = cmd(&d)
+        .arg("write")
+        .arg(name)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = {
+        let mut out = out;
+        out.stdin.take().unwrap().write_all(b"abc").unwrap();
+        out.wait_with_output().unwrap()
+    };
+    assert!(out.status.success(), "{out:?}");
+    assert_output_inert("write", &out);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(&format!("to {shown} (grown to 3 bytes)")),
+        "{out:?}"
+    );
+
+    let out = run_os(&d, &[os(b"cat"), os(b"/missing\x1b[2K")]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert_output_inert("cat (missing)", &out);
+
+    for args in [
+        &["ls"][..],
+        &["ls", "--json"],
+        &["gc"],
+        &["doctor"],
+        &["tour"],
+    ] {
+        let out = run(&d, args);
+        assert!(out.status.success(), "{args:?}: {out:?}");
+        assert_output_inert(&format!("{args:?}"), &out);
+        let text = String::from_utf8(out.stdout).unwrap();
+        if args.contains(&"--json") {
+            assert_eq!(json(&text)["dir"], shown_dir, "{text}");
+        } else {
+            assert!(text.contains(&shown_dir), "{args:?}: {text}");
+        }
+    }
+    let out = run_os(&d, &[os(b"demo"), os("/d\u{202e}emo\x1b[2K".as_bytes())]);
+    assert!(out.status.success(), "{out:?}");
+    assert_output_inert("demo", &out);
+
+    ok(&d, &["rm", "--escaped", shown]);
 }

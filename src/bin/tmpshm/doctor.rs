@@ -4,7 +4,7 @@ use std::os::unix::fs::MetadataExt;
 
 use tmpshm::{LockState, ShmDir};
 
-use crate::fmt::{os_err, owner};
+use crate::fmt::{os_err, owner, show_path, Shown};
 use crate::CliError;
 
 /// File systems whose pages live only in memory.
@@ -30,7 +30,8 @@ const ON_DISK: &[(u64, &str)] = &[
 #[cfg(any(target_os = "linux", target_os = "android"))]
 #[allow(clippy::unnecessary_cast)] // f_type's type differs between libcs
 fn fs_magic(dir: &std::path::Path) -> Result<u64, String> {
-    let st = nix::sys::statfs::statfs(dir).map_err(|e| format!("statfs {}: {e}", dir.display()))?;
+    let st =
+        nix::sys::statfs::statfs(dir).map_err(|e| format!("statfs {}: {e}", show_path(dir)))?;
     Ok(st.filesystem_type().0 as u64 & 0xffff_ffff)
 }
 
@@ -78,12 +79,13 @@ fn meaning(name: &str, v: u32) -> &'static str {
 pub fn run(shm: &ShmDir, source: &str) -> Result<(), CliError> {
     let dir = shm.dir();
     let mut warnings = 0;
-    let meta = std::fs::metadata(dir).map_err(|e| os_err(format!("stat {}", dir.display()), &e))?;
+    let meta =
+        std::fs::metadata(dir).map_err(|e| os_err(format!("stat {}", show_path(dir)), &e))?;
     if !meta.is_dir() {
-        return Err(format!("{} is not a directory", dir.display()).into());
+        return Err(Shown(format!("{} is not a directory", show_path(dir))).into());
     }
     let mode = meta.mode() & 0o7777;
-    println!("directory:    {} (from {source})", dir.display());
+    println!("directory:    {} (from {source})", show_path(dir));
     let sticky = mode & 0o1000 != 0;
     let world = mode & 0o002 != 0;
     println!(

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use tmpshm::{Access, Mapping, OFlag, ShmDir, ShmOptions, Step};
 
-use crate::fmt::os_err;
+use crate::fmt::{error_line, os_err, show_path, show_text, trace_line};
 use crate::CliError;
 
 const SIZE: usize = 4096;
@@ -29,12 +29,12 @@ fn describe(path: &Path) -> String {
     match std::fs::symlink_metadata(path) {
         Ok(m) => format!(
             "{} exists: {} bytes, mode {:04o}, {} link",
-            path.display(),
+            show_path(path),
             m.len(),
             m.mode() & 0o7777,
             m.nlink()
         ),
-        Err(_) => format!("{} does not exist", path.display()),
+        Err(_) => format!("{} does not exist", show_path(path)),
     }
 }
 
@@ -43,7 +43,7 @@ pub fn run(shm: &ShmDir, all_maps: bool) -> Result<(), CliError> {
     let mut marks: Vec<(usize, String)> = Vec::new();
     println!(
         "tmpshm tour in {} (pid {pid}): three kinds of shared memory in one process",
-        shm.dir().display()
+        show_path(shm.dir())
     );
 
     let sysv = crate::sysv::tour_part(&mut marks, SIZE)?;
@@ -51,7 +51,8 @@ pub fn run(shm: &ShmDir, all_maps: bool) -> Result<(), CliError> {
     heading("2. POSIX shared memory the illumos way: a file in the directory (tmpshm)");
     let name = format!("/tour-{pid}");
     let traced = shm.clone().trace(|step| {
-        println!("   | {step}");
+        // Steps name paths, and the directory's name is anyone's choice: escaped.
+        println!("   | {}", trace_line(step));
         if let Step::LockAcquired { path } = step {
             println!("   |   the short-lived lock file: {}", describe(path));
         }
@@ -90,16 +91,16 @@ pub fn run(shm: &ShmDir, all_maps: bool) -> Result<(), CliError> {
         .mode(0o600)
         .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
         .open(&plain_path)
-        .map_err(|e| os_err(format!("open {}", plain_path.display()), &e))?;
+        .map_err(|e| os_err(format!("open {}", show_path(&plain_path)), &e))?;
     let _cleanup = RemoveOnDrop(plain_path.clone());
     println!(
-        "open({:?}, O_RDWR|O_CREAT|O_EXCL|O_NOFOLLOW, 0600) = fd {}",
-        plain_path,
+        "open(\"{}\", O_RDWR|O_CREAT|O_EXCL|O_NOFOLLOW, 0600) = fd {}",
+        show_path(&plain_path),
         plain.as_raw_fd()
     );
     plain
         .set_len(SIZE as u64)
-        .map_err(|e| os_err(format!("ftruncate {}", plain_path.display()), &e))?;
+        .map_err(|e| os_err(format!("ftruncate {}", show_path(&plain_path)), &e))?;
     println!("ftruncate(fd, {SIZE}) = 0");
     let plain_map = Mapping::new(&plain, SIZE, Access::ReadWrite)?;
     println!(
@@ -124,14 +125,15 @@ pub fn run(shm: &ShmDir, all_maps: bool) -> Result<(), CliError> {
     obj.unlink()?;
     println!("shm_unlink({name:?}) = 0; {}", describe(&data));
     drop(_cleanup);
-    println!("unlink({:?}) = 0", plain_path);
+    println!("unlink(\"{}\") = 0", show_path(&plain_path));
     drop(sysv);
     Ok(())
 }
 
 fn pmap(marks: &[(usize, String)], all: bool) -> Result<(), CliError> {
-    let maps = match std::fs::read_to_string("/proc/self/maps") {
-        Ok(m) => m,
+    // Paths in it are bytes, as the directory's name is.
+    let maps = match std::fs::read("/proc/self/maps") {
+        Ok(m) => String::from_utf8_lossy(&m).into_owned(),
         Err(e) => {
             println!("/proc/self/maps is not readable here ({e}); skipped");
             return Ok(());
@@ -162,7 +164,7 @@ fn pmap(marks: &[(usize, String)], all: bool) -> Result<(), CliError> {
         let shown = if file.is_empty() {
             "[ anon ]".to_string()
         } else {
-            file.join(" ")
+            show_text(&file.join(" ")).to_string()
         };
         println!(
             "{start:016x} {:>7} {perms:<5} {shown}  {}",
@@ -202,13 +204,17 @@ fn snag(shm: &ShmDir, pid: u32) -> Result<(), CliError> {
         match Mapping::new(&opener, SIZE, Access::ReadWrite) {
             Ok(_) => println!("opener:  Mapping::new(fd, {SIZE}) unexpectedly succeeded"),
             Err(e) => println!(
-                "opener:  Mapping::new(fd, {SIZE}) = error: {e}\n         (a raw mmap would succeed, and the first touch would raise SIGBUS)"
+                "opener:  Mapping::new(fd, {SIZE}) = error: {}\n         (a raw mmap would succeed, and the first touch would raise SIGBUS)",
+                error_line(&e)
             ),
         }
         let opts = ShmOptions::new().dir(shm.clone()).size(SIZE as u64);
         match opts.open(name.as_str()) {
             Ok(_) => println!("opener:  ShmOptions::open unexpectedly accepted a 0-byte object"),
-            Err(e) => println!("opener:  ShmOptions::new().size({SIZE}).open() = error: {e}"),
+            Err(e) => println!(
+                "opener:  ShmOptions::new().size({SIZE}).open() = error: {}",
+                error_line(&e)
+            ),
         }
         println!(
             "the cure: ShmOptions::create publishes the file already sized (temp file, ftruncate, link), so this state is never visible"
