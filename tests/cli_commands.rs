@@ -655,3 +655,158 @@ fn every_command_escapes_names_and_the_directory() {
 
     ok(&d, &["rm", "--escaped", shown]);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Who can rename or replace the directory.
+
+fn protected_hardlinks() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/fs/protected_hardlinks")
+        .ok()
+        .map(|s| s.trim().to_string())
+}
+
+fn warnings(out: &str) -> Vec<&str> {
+    out.lines()
+        .filter(|l| l.trim_start().starts_with("WARNING"))
+        .collect()
+}
+
+/// Warnings about who can rename or replace the directory or the way to it.
+fn path_warnings(out: &str) -> Vec<&str> {
+    warnings(out)
+        .into_iter()
+        .filter(|l| l.contains("owned by uid") || l.contains("sticky bit") || l.contains("symlink"))
+        .collect()
+}
+
+#[test]
+fn doctor_accepts_a_private_directory_under_root_owned_ancestors() {
+    let d = tempfile::tempdir().unwrap();
+    let private = d.path().join("private");
+    std::fs::create_dir(&private).unwrap();
+    std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let out = ok(&private, &["doctor"]);
+    assert!(path_warnings(&out).is_empty(), "{out}");
+    assert!(out.contains("(not world-writable)"), "{out}");
+}
+
+#[test]
+fn doctor_warns_of_a_writable_parent_without_the_sticky_bit() {
+    let d = tempfile::tempdir().unwrap();
+    let open = d.path().join("open");
+    let inner = open.join("inner");
+    std::fs::create_dir_all(&inner).unwrap();
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+    std::fs::set_permissions(&inner, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let out = ok(&inner, &["doctor"]);
+    let w = path_warnings(&out);
+    assert_eq!(w.len(), 1, "{out}");
+    assert!(w[0].contains(&format!("{}: ", open.display())), "{out}");
+    assert!(w[0].contains("without the sticky bit"), "{out}");
+    assert!(w[0].contains("inner"), "{out}");
+    assert!(
+        out.contains(&format!("{} warning(s)", warnings(&out).len())),
+        "{out}"
+    );
+
+    // Group-writable counts too; with the sticky bit it is fine.
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o770)).unwrap();
+    let out = ok(&inner, &["doctor"]);
+    assert_eq!(path_warnings(&out).len(), 1, "{out}");
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let out = ok(&inner, &["doctor"]);
+    assert!(path_warnings(&out).is_empty(), "{out}");
+}
+
+#[test]
+fn doctor_warns_of_a_directory_owned_by_another_user() {
+    if common::skip_unless_root("doctor_warns_of_a_directory_owned_by_another_user") {
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    let foreign = d.path().join("foreign");
+    std::fs::create_dir(&foreign).unwrap();
+    std::fs::set_permissions(&foreign, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    std::os::unix::fs::chown(&foreign, Some(common::NOBODY), Some(common::NOBODY)).unwrap();
+    let out = ok(&foreign, &["doctor"]);
+    let w = path_warnings(&out);
+    assert_eq!(w.len(), 1, "{out}");
+    assert!(w[0].contains(&format!("{}: ", foreign.display())), "{out}");
+    assert!(w[0].contains("owned by uid 65534"), "{out}");
+    assert!(w[0].contains("rename"), "{out}");
+    // The sticky bit protects nothing from the directory's owner.
+    assert!(!out.contains("others cannot remove your files"), "{out}");
+
+    // Below it, a private directory of ours is no better: the owner can rename it away.
+    let below = foreign.join("mine");
+    std::fs::create_dir(&below).unwrap();
+    std::fs::set_permissions(&below, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let out = ok(&below, &["doctor"]);
+    let w = path_warnings(&out);
+    assert_eq!(w.len(), 1, "{out}");
+    assert!(w[0].contains(&format!("{}: ", foreign.display())), "{out}");
+}
+
+#[test]
+fn doctor_warns_of_a_directory_reached_through_another_users_symlink() {
+    if common::skip_unless_root("doctor_warns_of_a_directory_reached_through_another_users_symlink")
+    {
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    let real = d.path().join("real");
+    std::fs::create_dir(&real).unwrap();
+    std::fs::set_permissions(&real, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let rel = d.path().join("rel");
+    let abs = d.path().join("abs");
+    std::os::unix::fs::symlink("real", &rel).unwrap();
+    std::os::unix::fs::symlink(&real, &abs).unwrap();
+    // Our own links are fine, relative or absolute.
+    for link in [&rel, &abs] {
+        let out = ok(link, &["doctor"]);
+        assert!(path_warnings(&out).is_empty(), "{out}");
+    }
+    for link in [&rel, &abs] {
+        std::os::unix::fs::lchown(link, Some(common::NOBODY), Some(common::NOBODY)).unwrap();
+        let out = ok(link, &["doctor"]);
+        let w = path_warnings(&out);
+        assert_eq!(w.len(), 1, "{out}");
+        assert!(w[0].contains(&format!("{}: ", link.display())), "{out}");
+        assert!(
+            w[0].contains("reached through a symlink owned by uid 65534"),
+            "{out}"
+        );
+    }
+    // A loop is reported, not followed forever.
+    let looped = d.path().join("loop");
+    std::os::unix::fs::symlink("loop", &looped).unwrap();
+    let out = run(&looped, &["doctor"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+}
+
+#[test]
+fn doctor_warns_when_anyone_can_hard_link() {
+    let Some(value) = protected_hardlinks() else {
+        println!(
+            "SKIPPED doctor_warns_when_anyone_can_hard_link: no /proc/sys/fs/protected_hardlinks"
+        );
+        eprintln!(
+            "SKIPPED doctor_warns_when_anyone_can_hard_link: no /proc/sys/fs/protected_hardlinks"
+        );
+        return;
+    };
+    let d = tempfile::tempdir().unwrap();
+    let out = ok(d.path(), &["doctor"]);
+    assert!(
+        out.contains(&format!("fs.protected_hardlinks = {value}")),
+        "{out}"
+    );
+    let warned = warnings(&out).iter().any(|l| {
+        l.contains("anyone can hard-link any file") && l.contains("protected_hardlinks=1")
+    });
+    assert_eq!(warned, value == "0", "protected_hardlinks = {value}: {out}");
+    println!(
+        "protected_hardlinks = {value}: the warning is {}",
+        if warned { "shown" } else { "absent" }
+    );
+}

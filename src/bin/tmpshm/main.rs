@@ -1,5 +1,6 @@
 //! The `tmpshm` command: named shared memory the illumos way, from the shell.
 
+mod audit;
 mod commands;
 mod demo;
 mod doctor;
@@ -113,7 +114,8 @@ enum Command {
         #[arg(long)]
         all_maps: bool,
     },
-    /// Check the directory: file system type, NAME_MAX, the kernel's link protections.
+    /// Check the directory: who can rename or replace it or the way to it, file system type,
+    /// NAME_MAX, the kernel's link protections.
     Doctor,
     /// Create "/blah", size it, map it, write, read it back from a second process, show the
     /// file it lives in, unlink it.
