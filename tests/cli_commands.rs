@@ -810,3 +810,74 @@ fn doctor_warns_when_anyone_can_hard_link() {
         if warned { "shown" } else { "absent" }
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Names planted ahead of the tour.
+
+/// The names the tour used, from its own output: the object and the plain file.
+fn tour_names(out: &str) -> (String, String) {
+    let after = |needle: &str| {
+        let i = out
+            .find(needle)
+            .unwrap_or_else(|| panic!("{needle}: {out}"));
+        out[i..]
+            .split(|c: char| c.is_whitespace() || c == '"' || c == ',')
+            .next()
+            .unwrap()
+            .to_string()
+    };
+    (after(".SHMDtour-"), after("tmpshm-tour-"))
+}
+
+#[test]
+fn tour_names_are_unpredictable_and_planted_names_do_not_stop_it() {
+    let d = tempfile::tempdir().unwrap();
+    let last: Option<u32> = std::fs::read_to_string("/proc/sys/kernel/ns_last_pid")
+        .ok()
+        .and_then(|s| s.trim().parse().ok());
+    let planted_pids = last.map(|l| l + 1..l + 2001);
+    for pid in planted_pids.clone().into_iter().flatten() {
+        let p = d.path();
+        std::os::unix::fs::symlink("/nonexistent", p.join(format!(".SHMLtour-{pid}"))).unwrap();
+        std::os::unix::fs::symlink("/nonexistent", p.join(format!(".SHMLtour-snag-{pid}")))
+            .unwrap();
+        std::fs::write(p.join(format!(".SHMDtour-{pid}")), b"").unwrap();
+        std::fs::write(p.join(format!(".SHMDtour-snag-{pid}")), b"").unwrap();
+        std::os::unix::fs::symlink("/nonexistent", p.join(format!("tmpshm-tour-{pid}.plain")))
+            .unwrap();
+    }
+    let before = common::entries(d.path());
+
+    let out = run(d.path(), &["tour"]);
+    assert!(
+        out.status.success(),
+        "the tour failed in a directory with planted names: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let first = String::from_utf8(out.stdout).unwrap();
+    let pid: u32 = first
+        .split("(pid ")
+        .nth(1)
+        .and_then(|s| s.split(')').next())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no pid: {first}"));
+    match &planted_pids {
+        Some(r) if r.contains(&pid) => {
+            println!("the tour ran as pid {pid}, among the planted ones")
+        }
+        _ => println!("the tour ran as pid {pid}, outside the planted range {planted_pids:?}"),
+    }
+    let (object, plain) = tour_names(&first);
+    assert_ne!(object, format!(".SHMDtour-{pid}"), "{first}");
+    assert!(!plain.contains(&pid.to_string()), "{plain}: {first}");
+
+    let out = ok(d.path(), &["tour"]);
+    let (object2, plain2) = tour_names(&out);
+    assert_ne!(object, object2, "two tours used the same object name");
+    assert_ne!(plain, plain2, "two tours used the same plain file name");
+    assert_eq!(
+        common::entries(d.path()),
+        before,
+        "the tour left files or removed planted ones"
+    );
+}
