@@ -57,7 +57,8 @@ fn with_stdin(dir: &Path, args: &[&str], input: &[u8]) -> Output {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn tmpshm");
-    child.stdin.take().unwrap().write_all(input).unwrap();
+    // A command that fails before it reads stdin closes it: EPIPE here is no failure.
+    let _ = child.stdin.take().unwrap().write_all(input);
     child.wait_with_output().unwrap()
 }
 
@@ -880,4 +881,142 @@ fn tour_names_are_unpredictable_and_planted_names_do_not_stop_it() {
         before,
         "the tour left files or removed planted ones"
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Bounded memory.
+
+/// The peak resident set of a running process in KiB (`VmHWM`). Read while the process still
+/// runs: after `exec` it counts that program only, where `wait4`'s `ru_maxrss` would also count
+/// the test process that spawned it (a vfork child's `exec` records the parent's peak).
+fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("no VmHWM: {status}"))
+}
+
+/// Exit 0, or the quiet death by SIGPIPE of a writer whose reader left.
+fn exited_quietly(status: std::process::ExitStatus) -> bool {
+    use std::os::unix::process::ExitStatusExt;
+    status.success() || status.signal() == Some(libc::SIGPIPE)
+}
+
+const RSS_LIMIT_KIB: u64 = 64 * 1024;
+
+#[test]
+fn cat_streams_a_large_object_in_bounded_memory() {
+    let d = tempfile::tempdir().unwrap();
+    ok(d.path(), &["create", "/big", "--size", "1G"]);
+    let mut child = cmd(d.path())
+        .args(["cat", "/big"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut head = [1u8; 16];
+    std::io::Read::read_exact(&mut stdout, &mut head).unwrap();
+    // `head -c 16`: cat is blocked on the full pipe now; then the reader leaves.
+    let rss = peak_rss_kib(child.id());
+    drop(stdout);
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    println!(
+        "cat of 1 GiB into `head -c 16`: peak RSS {rss} KiB, {}",
+        out.status
+    );
+    assert_eq!(head, [0u8; 16]);
+    assert!(exited_quietly(out.status), "{}: {err}", out.status);
+    assert!(err.is_empty(), "{err}");
+    assert!(rss < RSS_LIMIT_KIB, "cat peaked at {rss} KiB");
+}
+
+#[test]
+fn cat_survives_an_object_that_shrinks_while_it_reads() {
+    let d = tempfile::tempdir().unwrap();
+    let size = 64usize << 20;
+    ok(d.path(), &["create", "/shrinks", "--size", "64M"]);
+    let file = d.path().join(".SHMDshrinks");
+    std::fs::write(&file, vec![b'a'; size]).unwrap();
+    let mut child = cmd(d.path())
+        .args(["cat", "/shrinks"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut first = vec![0u8; 1 << 20];
+    std::io::Read::read_exact(&mut stdout, &mut first).unwrap();
+    // This process is the other user of the object: it shrinks it under the reader.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&file)
+        .unwrap()
+        .set_len(4096)
+        .unwrap();
+    let mut rest = Vec::new();
+    std::io::Read::read_to_end(&mut stdout, &mut rest).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.code().is_some(),
+        "cat died of a signal ({}): {err}",
+        out.status
+    );
+    assert!(
+        out.status.success()
+            || (out.status.code() == Some(1)
+                && err.lines().count() == 1
+                && err.starts_with("tmpshm: ")),
+        "{}: {err}",
+        out.status
+    );
+    let total = first.len() + rest.len();
+    assert!(total < size, "{total} bytes: the shrink went unseen");
+    assert!(first.iter().chain(&rest).all(|&b| b == b'a'));
+}
+
+#[test]
+fn write_streams_stdin_in_bounded_memory() {
+    let d = tempfile::tempdir().unwrap();
+    ok(d.path(), &["create", "/w", "--size", "0"]);
+    let len = 64usize << 20;
+    // Not constant, so a misplaced chunk shows.
+    let data: Vec<u8> = (0..len)
+        .map(|i| (i as u32).wrapping_mul(2_654_435_761).to_be_bytes()[0])
+        .collect();
+    let mut child = cmd(d.path())
+        .args(["write", "/w", "--offset", "3"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(&data).unwrap();
+    // All of it is in write's hands now, and it still waits for the end of its input.
+    let rss = peak_rss_kib(child.id());
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    println!("write of 64 MiB from stdin: peak RSS {rss} KiB");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!(
+            "wrote {len} bytes at offset 3 to /w (grown to {} bytes)\n",
+            len + 3
+        )
+    );
+    let stored = std::fs::read(d.path().join(".SHMDw")).unwrap();
+    assert_eq!(stored.len(), len + 3);
+    assert_eq!(&stored[..3], b"\0\0\0");
+    assert!(stored[3..] == data[..], "the data did not round-trip");
+    assert!(rss < RSS_LIMIT_KIB, "write peaked at {rss} KiB");
 }

@@ -2,6 +2,7 @@
 
 use std::ffi::{OsStr, OsString};
 use std::io::{Read, Write};
+use std::os::fd::AsFd;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::FileExt;
 
@@ -185,26 +186,56 @@ pub fn stat(shm: &ShmDir, name: &OsStr, json: bool) -> Result<(), CliError> {
     Ok(())
 }
 
+/// How much of stdin `write` holds at a time.
+const CHUNK: usize = 1 << 20;
+
+/// Fills `buf` from `r` as far as it goes; fewer bytes only at end of input.
+fn read_chunk(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match r.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
 pub fn write(shm: &ShmDir, name: &OsStr, offset: u64) -> Result<(), CliError> {
-    let mut data = Vec::new();
-    std::io::stdin()
-        .read_to_end(&mut data)
-        .map_err(|e| os_err("reading stdin", &e))?;
     let mut obj = ShmOptions::new().dir(shm.clone()).open(name)?;
-    let end = offset
-        .checked_add(data.len() as u64)
-        .ok_or("offset + length overflows")?;
-    let grew = obj.grow_to(end)?;
-    let path = obj.path().to_path_buf();
     let shown = show(obj.name()).to_string();
-    let file = std::fs::File::from(obj.into_fd());
-    file.write_all_at(&data, offset)
-        .map_err(|e| os_err(format!("write {}", show_path(&path)), &e))?;
+    let file_path = show_path(obj.path()).to_string();
+    // A second fd on the same open file for the writes; `obj` keeps the checked growth.
+    let file = std::fs::File::from(
+        obj.as_fd()
+            .try_clone_to_owned()
+            .map_err(|e| os_err(format!("dup {file_path}"), &e))?,
+    );
+    // Streamed a chunk at a time: memory stays bounded whatever stdin holds.
+    let mut stdin = std::io::stdin().lock();
+    let mut buf = vec![0u8; CHUNK];
+    let (mut at, mut total, mut grew) = (offset, 0u64, false);
+    loop {
+        let n = read_chunk(&mut stdin, &mut buf).map_err(|e| os_err("reading stdin", &e))?;
+        let end = at
+            .checked_add(n as u64)
+            .ok_or("offset + length overflows")?;
+        // Grown first through the library, which checks the object and never shrinks it; an
+        // empty stdin still grows it to --offset.
+        grew |= obj.grow_to(end)?;
+        file.write_all_at(&buf[..n], at)
+            .map_err(|e| os_err(format!("write {file_path}"), &e))?;
+        (at, total) = (end, total + n as u64);
+        if n < buf.len() {
+            break;
+        }
+    }
     println!(
-        "wrote {} bytes at offset {offset} to {shown}{}",
-        data.len(),
+        "wrote {total} bytes at offset {offset} to {shown}{}",
         if grew {
-            format!(" (grown to {end} bytes)")
+            format!(" (grown to {at} bytes)")
         } else {
             String::new()
         }
@@ -217,15 +248,15 @@ pub fn cat(shm: &ShmDir, name: &OsStr) -> Result<(), CliError> {
         .dir(shm.clone())
         .read_only(true)
         .open(name)?;
-    let path = obj.path().to_path_buf();
+    let file_path = show_path(obj.path()).to_string();
     let mut file = std::fs::File::from(obj.into_fd());
-    let mut buf = Vec::new();
-    file.read_to_end(&mut buf)
-        .map_err(|e| os_err(format!("read {}", show_path(&path)), &e))?;
+    // read(2) (or sendfile/splice) up to end of file, a buffer at a time: bounded memory, and
+    // an object that another process shrinks meanwhile just ends sooner (a mapping would
+    // raise SIGBUS instead).
     let mut out = std::io::stdout().lock();
-    match out.write_all(&buf).and_then(|()| out.flush()) {
+    match std::io::copy(&mut file, &mut out).and_then(|_| out.flush()) {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        other => other.map_err(|e| os_err("writing stdout", &e).into()),
+        other => other.map_err(|e| os_err(format!("copying {file_path} to stdout"), &e).into()),
     }
 }
 
