@@ -1,8 +1,12 @@
 //! Every `tmpshm` command, run as the built binary against a temporary directory.
 
+mod common;
+
+use std::ffi::OsStr;
 use std::io::Write;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use serde_json::Value;
@@ -53,7 +57,8 @@ fn with_stdin(dir: &Path, args: &[&str], input: &[u8]) -> Output {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn tmpshm");
-    child.stdin.take().unwrap().write_all(input).unwrap();
+    // A command that fails before it reads stdin closes it: EPIPE here is no failure.
+    let _ = child.stdin.take().unwrap().write_all(input);
     child.wait_with_output().unwrap()
 }
 
@@ -146,7 +151,8 @@ fn ls_and_stat_print_valid_json() {
     assert_eq!(objs[0]["nlink"], 1);
     assert_eq!(objs[0]["kind"], "file");
     assert!(objs[0]["modified_unix"].as_i64().unwrap() > 1_600_000_000);
-    assert_eq!(objs[1]["name"], "/two \"quoted\"\\");
+    // Escaped: a backslash is doubled, so that `rm --escaped` can take the name back.
+    assert_eq!(objs[1]["name"], "/two \"quoted\"\\\\");
     assert_eq!(objs[1]["size"], 1 << 20);
     assert_eq!(objs[1]["mode"], "0604");
     let locks = v["locks"].as_array().unwrap();
@@ -382,4 +388,635 @@ fn demo_still_runs() {
     let out = ok(d.path(), &["demo", "/demo"]);
     assert!(out.contains("second process"), "{out}");
     assert!(!d.path().join(".SHMDdemo").exists());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Hostile names.
+
+/// Names another user can plant as files: a forged `ls` row, an OSC title, erase-line plus
+/// carriage return, invalid UTF-8, a right-to-left override, a C1 CSI.
+const HOSTILE: &[&[u8]] = &[
+    b"/row\nforged   4096  0600  root      2026-01-01T00:00:00Z  .SHMDforged",
+    b"/\x1b]0;pwned\x07",
+    b"/\x1b[2K\rerased",
+    b"/\xff\xfe",
+    "/\u{202e}txt.exe".as_bytes(),
+    "/c1\u{9b}31mred".as_bytes(),
+];
+
+/// The same names as tmpshm prints them.
+const HOSTILE_SHOWN: &[&str] = &[
+    "/row\\nforged   4096  0600  root      2026-01-01T00:00:00Z  .SHMDforged",
+    "/\\x1b]0;pwned\\x07",
+    "/\\x1b[2K\\rerased",
+    "/\\xff\\xfe",
+    "/\\u{202e}txt.exe",
+    "/c1\\u{9b}31mred",
+];
+
+fn os(b: &[u8]) -> &OsStr {
+    OsStr::from_bytes(b)
+}
+
+fn run_os(dir: &Path, args: &[&OsStr]) -> Output {
+    cmd(dir).args(args).output().expect("spawn tmpshm")
+}
+
+/// `name` without its leading '/', after `prefix`: the file another user plants.
+fn planted(dir: &Path, prefix: &str, name: &[u8]) -> PathBuf {
+    let mut file = prefix.as_bytes().to_vec();
+    file.extend_from_slice(&name[1..]);
+    dir.join(os(&file))
+}
+
+/// Output a terminal can show without acting on it: valid UTF-8, no C0 control but the
+/// newline, no DEL, no C1 control, no bidi control.
+fn assert_inert(what: &str, bytes: &[u8]) {
+    let s = std::str::from_utf8(bytes).unwrap_or_else(|e| {
+        panic!(
+            "{what}: invalid UTF-8 at byte {}: {:?}",
+            e.valid_up_to(),
+            String::from_utf8_lossy(bytes)
+        )
+    });
+    for (i, c) in s.char_indices() {
+        let bad = (c < ' ' && c != '\n')
+            || ('\u{7f}'..='\u{9f}').contains(&c)
+            || matches!(
+                c,
+                '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{2028}' | '\u{2029}'
+            )
+            || ('\u{202a}'..='\u{202e}').contains(&c)
+            || ('\u{2066}'..='\u{2069}').contains(&c);
+        assert!(
+            !bad,
+            "{what}: {c:?} at byte {i} reaches the terminal: {s:?}"
+        );
+    }
+}
+
+fn assert_output_inert(what: &str, out: &Output) {
+    assert_inert(&format!("{what} (stdout)"), &out.stdout);
+    assert_inert(&format!("{what} (stderr)"), &out.stderr);
+}
+
+#[test]
+fn hostile_names_reach_no_terminal_raw_and_json_names_round_trip_to_rm() {
+    let d = tempfile::tempdir().unwrap();
+    for name in HOSTILE {
+        std::fs::write(planted(d.path(), ".SHMD", name), b"x").unwrap();
+        std::fs::write(planted(d.path(), ".SHML", name), b"").unwrap();
+    }
+    std::fs::write(d.path().join(os(b".SHMT\x1b]0;pwned\x07")), b"").unwrap();
+    ok(d.path(), &["create", "/keep", "--size", "1"]);
+
+    let out = run(d.path(), &["ls"]);
+    assert!(out.status.success(), "{out:?}");
+    assert_output_inert("ls", &out);
+    let text = String::from_utf8(out.stdout).unwrap();
+    for shown in HOSTILE_SHOWN {
+        assert!(text.contains(shown), "{shown} expected: {text}");
+    }
+    assert!(
+        text.contains(".SHMT\\x1b]0;pwned\\x07: temporary file"),
+        "{text}"
+    );
+    // Heading, column titles, 7 objects, 6 lock files, 1 temporary file: no forged row.
+    assert_eq!(text.lines().count(), 16, "{text}");
+
+    let out = run(d.path(), &["ls", "--json"]);
+    assert!(out.status.success(), "{out:?}");
+    assert_output_inert("ls --json", &out);
+    let v = json(std::str::from_utf8(&out.stdout).unwrap());
+    assert_eq!(v["schema"], 1, "{v}");
+    let names: Vec<&str> = v["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["name"].as_str().unwrap())
+        .collect();
+    for shown in HOSTILE_SHOWN {
+        assert!(names.contains(shown), "{shown} expected in {names:?}");
+    }
+    assert!(names.contains(&"/keep"), "{names:?}");
+    for o in v["objects"].as_array().unwrap() {
+        let path = o["path"].as_str().unwrap();
+        let name = o["name"].as_str().unwrap();
+        assert!(path.ends_with(&format!(".SHMD{}", &name[1..])), "{o}");
+    }
+    let lock_names: Vec<&str> = v["locks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|l| l["name"].as_str())
+        .collect();
+    assert_eq!(lock_names.len(), HOSTILE.len(), "{v}");
+
+    for (name, shown) in HOSTILE.iter().zip(HOSTILE_SHOWN) {
+        let out = run_os(d.path(), &[os(b"stat"), os(name)]);
+        assert!(out.status.success(), "{out:?}");
+        assert_output_inert("stat", &out);
+        let text = String::from_utf8(out.stdout).unwrap();
+        assert!(text.contains(&format!("name:     {shown}\n")), "{text}");
+        assert!(text.contains(&format!(".SHMD{}", &shown[1..])), "{text}");
+
+        let out = run_os(d.path(), &[os(b"stat"), os(name), os(b"--json")]);
+        assert_output_inert("stat --json", &out);
+        let s = json(std::str::from_utf8(&out.stdout).unwrap());
+        assert_eq!(s["schema"], 1, "{s}");
+        assert_eq!(s["name"], *shown, "{s}");
+        assert_eq!(s["lock"]["name"], *shown, "{s}");
+
+        let out = run_os(d.path(), &[os(b"--trace"), os(b"stat"), os(name)]);
+        assert!(out.status.success(), "{out:?}");
+        assert_output_inert("--trace stat", &out);
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert!(err.lines().all(|l| l.starts_with("trace: ")), "{err}");
+    }
+
+    let out = run(d.path(), &["gc"]);
+    assert!(out.status.success(), "{out:?}");
+    assert_output_inert("gc", &out);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains(".SHML\\x1b]0;pwned\\x07\n"), "{text}");
+    assert!(text.contains(".SHMT\\x1b]0;pwned\\x07\n"), "{text}");
+    assert_eq!(text.lines().count(), HOSTILE.len() + 1, "{text}");
+
+    // Error lines: the path of a missing object, escaped, bytes kept.
+    let out = run_os(
+        d.path(),
+        &[os(b"rm"), os(b"/gone\x1b]0;pwned\x07"), os(b"/gone\xff")],
+    );
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert_output_inert("rm (missing)", &out);
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(err.lines().count(), 2, "{err}");
+    assert!(err.contains(".SHMDgone\\x1b]0;pwned\\x07: ENOENT"), "{err}");
+    assert!(err.contains(".SHMDgone\\xff: ENOENT"), "{err}");
+
+    // `ls --json | jq -r '.objects[].name' | xargs -d '\n' tmpshm rm --escaped`, minus /keep.
+    let v = json(&ok(d.path(), &["ls", "--json"]));
+    let names: Vec<String> = v["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["name"].as_str().unwrap().to_string())
+        .filter(|n| n != "/keep")
+        .collect();
+    assert_eq!(names.len(), HOSTILE.len());
+    assert!(names.iter().all(|n| !n.contains('\n')), "{names:?}");
+    let out = cmd(d.path())
+        .arg("rm")
+        .arg("--escaped")
+        .args(&names)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_output_inert("rm --escaped", &out);
+    let text = String::from_utf8(out.stdout).unwrap();
+    for shown in HOSTILE_SHOWN {
+        assert!(text.contains(&format!("removed {shown}\n")), "{text}");
+    }
+    assert_eq!(common::entries(d.path()), vec![".SHMDkeep".to_string()]);
+
+    // A bad escape is refused before anything is touched.
+    let out = run(d.path(), &["rm", "--escaped", "/keep\\q"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert_output_inert("rm --escaped (bad)", &out);
+    assert_eq!(common::entries(d.path()), vec![".SHMDkeep".to_string()]);
+    ok(d.path(), &["rm", "--escaped", "/ke\\x65p"]);
+    assert!(common::entries(d.path()).is_empty());
+}
+
+#[test]
+fn every_command_escapes_names_and_the_directory() {
+    let top = tempfile::tempdir().unwrap();
+    let d = top.path().join(os(b"dir\x1b]0;pwned\x07\xff"));
+    std::fs::create_dir(&d).unwrap();
+    let shown_dir = format!("{}/dir\\x1b]0;pwned\\x07\\xff", top.path().display());
+    let name = os(b"/new\x1b[31m\xc2\x9bred\n");
+    let shown = "/new\\x1b[31m\\u{9b}red\\n";
+
+    let out = run_os(
+        &d,
+        &[os(b"--trace"), os(b"create"), name, os(b"--size"), os(b"1")],
+    );
+    assert!(out.status.success(), "{out:?}");
+    assert_output_inert("create", &out);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.starts_with(&format!("created {shown}: {shown_dir}/.SHMDnew")),
+        "{text}"
+    );
+
+    let out = cmd(&d)
+        .arg("write")
+        .arg(name)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = {
+        let mut out = out;
+        out.stdin.take().unwrap().write_all(b"abc").unwrap();
+        out.wait_with_output().unwrap()
+    };
+    assert!(out.status.success(), "{out:?}");
+    assert_output_inert("write", &out);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(&format!("to {shown} (grown to 3 bytes)")),
+        "{out:?}"
+    );
+
+    let out = run_os(&d, &[os(b"cat"), os(b"/missing\x1b[2K")]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert_output_inert("cat (missing)", &out);
+
+    for args in [
+        &["ls"][..],
+        &["ls", "--json"],
+        &["gc"],
+        &["doctor"],
+        &["tour"],
+    ] {
+        let out = run(&d, args);
+        assert!(out.status.success(), "{args:?}: {out:?}");
+        assert_output_inert(&format!("{args:?}"), &out);
+        let text = String::from_utf8(out.stdout).unwrap();
+        if args.contains(&"--json") {
+            assert_eq!(json(&text)["dir"], shown_dir, "{text}");
+        } else {
+            assert!(text.contains(&shown_dir), "{args:?}: {text}");
+        }
+    }
+    let out = run_os(&d, &[os(b"demo"), os("/d\u{202e}emo\x1b[2K".as_bytes())]);
+    assert!(out.status.success(), "{out:?}");
+    assert_output_inert("demo", &out);
+
+    ok(&d, &["rm", "--escaped", shown]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Who can rename or replace the directory.
+
+fn protected_hardlinks() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/fs/protected_hardlinks")
+        .ok()
+        .map(|s| s.trim().to_string())
+}
+
+fn warnings(out: &str) -> Vec<&str> {
+    out.lines()
+        .filter(|l| l.trim_start().starts_with("WARNING"))
+        .collect()
+}
+
+/// Warnings about who can rename or replace the directory or the way to it.
+fn path_warnings(out: &str) -> Vec<&str> {
+    warnings(out)
+        .into_iter()
+        .filter(|l| l.contains("owned by uid") || l.contains("sticky bit") || l.contains("symlink"))
+        .collect()
+}
+
+#[test]
+fn doctor_accepts_a_private_directory_under_root_owned_ancestors() {
+    let d = tempfile::tempdir().unwrap();
+    let private = d.path().join("private");
+    std::fs::create_dir(&private).unwrap();
+    std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let out = ok(&private, &["doctor"]);
+    assert!(path_warnings(&out).is_empty(), "{out}");
+    assert!(out.contains("(not world-writable)"), "{out}");
+}
+
+#[test]
+fn doctor_warns_of_a_writable_parent_without_the_sticky_bit() {
+    let d = tempfile::tempdir().unwrap();
+    let open = d.path().join("open");
+    let inner = open.join("inner");
+    std::fs::create_dir_all(&inner).unwrap();
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+    std::fs::set_permissions(&inner, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let out = ok(&inner, &["doctor"]);
+    let w = path_warnings(&out);
+    assert_eq!(w.len(), 1, "{out}");
+    assert!(w[0].contains(&format!("{}: ", open.display())), "{out}");
+    assert!(w[0].contains("without the sticky bit"), "{out}");
+    assert!(w[0].contains("inner"), "{out}");
+    assert!(
+        out.contains(&format!("{} warning(s)", warnings(&out).len())),
+        "{out}"
+    );
+
+    // Group-writable counts too; with the sticky bit it is fine.
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o770)).unwrap();
+    let out = ok(&inner, &["doctor"]);
+    assert_eq!(path_warnings(&out).len(), 1, "{out}");
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let out = ok(&inner, &["doctor"]);
+    assert!(path_warnings(&out).is_empty(), "{out}");
+}
+
+#[test]
+fn doctor_warns_of_a_directory_owned_by_another_user() {
+    if common::skip_unless_root("doctor_warns_of_a_directory_owned_by_another_user") {
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    let foreign = d.path().join("foreign");
+    std::fs::create_dir(&foreign).unwrap();
+    std::fs::set_permissions(&foreign, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    std::os::unix::fs::chown(&foreign, Some(common::NOBODY), Some(common::NOBODY)).unwrap();
+    let out = ok(&foreign, &["doctor"]);
+    let w = path_warnings(&out);
+    assert_eq!(w.len(), 1, "{out}");
+    assert!(w[0].contains(&format!("{}: ", foreign.display())), "{out}");
+    assert!(w[0].contains("owned by uid 65534"), "{out}");
+    assert!(w[0].contains("rename"), "{out}");
+    // The sticky bit protects nothing from the directory's owner.
+    assert!(!out.contains("others cannot remove your files"), "{out}");
+
+    // Below it, a private directory of ours is no better: the owner can rename it away.
+    let below = foreign.join("mine");
+    std::fs::create_dir(&below).unwrap();
+    std::fs::set_permissions(&below, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let out = ok(&below, &["doctor"]);
+    let w = path_warnings(&out);
+    assert_eq!(w.len(), 1, "{out}");
+    assert!(w[0].contains(&format!("{}: ", foreign.display())), "{out}");
+}
+
+#[test]
+fn doctor_warns_of_a_directory_reached_through_another_users_symlink() {
+    if common::skip_unless_root("doctor_warns_of_a_directory_reached_through_another_users_symlink")
+    {
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    let real = d.path().join("real");
+    std::fs::create_dir(&real).unwrap();
+    std::fs::set_permissions(&real, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let rel = d.path().join("rel");
+    let abs = d.path().join("abs");
+    std::os::unix::fs::symlink("real", &rel).unwrap();
+    std::os::unix::fs::symlink(&real, &abs).unwrap();
+    // Our own links are fine, relative or absolute.
+    for link in [&rel, &abs] {
+        let out = ok(link, &["doctor"]);
+        assert!(path_warnings(&out).is_empty(), "{out}");
+    }
+    for link in [&rel, &abs] {
+        std::os::unix::fs::lchown(link, Some(common::NOBODY), Some(common::NOBODY)).unwrap();
+        let out = ok(link, &["doctor"]);
+        let w = path_warnings(&out);
+        assert_eq!(w.len(), 1, "{out}");
+        assert!(w[0].contains(&format!("{}: ", link.display())), "{out}");
+        assert!(
+            w[0].contains("reached through a symlink owned by uid 65534"),
+            "{out}"
+        );
+    }
+    // A loop is reported, not followed forever.
+    let looped = d.path().join("loop");
+    std::os::unix::fs::symlink("loop", &looped).unwrap();
+    let out = run(&looped, &["doctor"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+}
+
+#[test]
+fn doctor_warns_when_anyone_can_hard_link() {
+    let Some(value) = protected_hardlinks() else {
+        println!(
+            "SKIPPED doctor_warns_when_anyone_can_hard_link: no /proc/sys/fs/protected_hardlinks"
+        );
+        eprintln!(
+            "SKIPPED doctor_warns_when_anyone_can_hard_link: no /proc/sys/fs/protected_hardlinks"
+        );
+        return;
+    };
+    let d = tempfile::tempdir().unwrap();
+    let out = ok(d.path(), &["doctor"]);
+    assert!(
+        out.contains(&format!("fs.protected_hardlinks = {value}")),
+        "{out}"
+    );
+    let warned = warnings(&out).iter().any(|l| {
+        l.contains("anyone can hard-link any file") && l.contains("protected_hardlinks=1")
+    });
+    assert_eq!(warned, value == "0", "protected_hardlinks = {value}: {out}");
+    println!(
+        "protected_hardlinks = {value}: the warning is {}",
+        if warned { "shown" } else { "absent" }
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Names planted ahead of the tour.
+
+/// The names the tour used, from its own output: the object and the plain file.
+fn tour_names(out: &str) -> (String, String) {
+    let after = |needle: &str| {
+        let i = out
+            .find(needle)
+            .unwrap_or_else(|| panic!("{needle}: {out}"));
+        out[i..]
+            .split(|c: char| c.is_whitespace() || c == '"' || c == ',')
+            .next()
+            .unwrap()
+            .to_string()
+    };
+    (after(".SHMDtour-"), after("tmpshm-tour-"))
+}
+
+#[test]
+fn tour_names_are_unpredictable_and_planted_names_do_not_stop_it() {
+    let d = tempfile::tempdir().unwrap();
+    let last: Option<u32> = std::fs::read_to_string("/proc/sys/kernel/ns_last_pid")
+        .ok()
+        .and_then(|s| s.trim().parse().ok());
+    let planted_pids = last.map(|l| l + 1..l + 2001);
+    for pid in planted_pids.clone().into_iter().flatten() {
+        let p = d.path();
+        std::os::unix::fs::symlink("/nonexistent", p.join(format!(".SHMLtour-{pid}"))).unwrap();
+        std::os::unix::fs::symlink("/nonexistent", p.join(format!(".SHMLtour-snag-{pid}")))
+            .unwrap();
+        std::fs::write(p.join(format!(".SHMDtour-{pid}")), b"").unwrap();
+        std::fs::write(p.join(format!(".SHMDtour-snag-{pid}")), b"").unwrap();
+        std::os::unix::fs::symlink("/nonexistent", p.join(format!("tmpshm-tour-{pid}.plain")))
+            .unwrap();
+    }
+    let before = common::entries(d.path());
+
+    let out = run(d.path(), &["tour"]);
+    assert!(
+        out.status.success(),
+        "the tour failed in a directory with planted names: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let first = String::from_utf8(out.stdout).unwrap();
+    let pid: u32 = first
+        .split("(pid ")
+        .nth(1)
+        .and_then(|s| s.split(')').next())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no pid: {first}"));
+    match &planted_pids {
+        Some(r) if r.contains(&pid) => {
+            println!("the tour ran as pid {pid}, among the planted ones")
+        }
+        _ => println!("the tour ran as pid {pid}, outside the planted range {planted_pids:?}"),
+    }
+    let (object, plain) = tour_names(&first);
+    assert_ne!(object, format!(".SHMDtour-{pid}"), "{first}");
+    assert!(!plain.contains(&pid.to_string()), "{plain}: {first}");
+
+    let out = ok(d.path(), &["tour"]);
+    let (object2, plain2) = tour_names(&out);
+    assert_ne!(object, object2, "two tours used the same object name");
+    assert_ne!(plain, plain2, "two tours used the same plain file name");
+    assert_eq!(
+        common::entries(d.path()),
+        before,
+        "the tour left files or removed planted ones"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Bounded memory.
+
+/// The peak resident set of a running process in KiB (`VmHWM`). Read while the process still
+/// runs: after `exec` it counts that program only, where `wait4`'s `ru_maxrss` would also count
+/// the test process that spawned it (a vfork child's `exec` records the parent's peak).
+fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("no VmHWM: {status}"))
+}
+
+/// Exit 0, or the quiet death by SIGPIPE of a writer whose reader left.
+fn exited_quietly(status: std::process::ExitStatus) -> bool {
+    use std::os::unix::process::ExitStatusExt;
+    status.success() || status.signal() == Some(libc::SIGPIPE)
+}
+
+const RSS_LIMIT_KIB: u64 = 64 * 1024;
+
+#[test]
+fn cat_streams_a_large_object_in_bounded_memory() {
+    let d = tempfile::tempdir().unwrap();
+    ok(d.path(), &["create", "/big", "--size", "1G"]);
+    let mut child = cmd(d.path())
+        .args(["cat", "/big"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut head = [1u8; 16];
+    std::io::Read::read_exact(&mut stdout, &mut head).unwrap();
+    // `head -c 16`: cat is blocked on the full pipe now; then the reader leaves.
+    let rss = peak_rss_kib(child.id());
+    drop(stdout);
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    println!(
+        "cat of 1 GiB into `head -c 16`: peak RSS {rss} KiB, {}",
+        out.status
+    );
+    assert_eq!(head, [0u8; 16]);
+    assert!(exited_quietly(out.status), "{}: {err}", out.status);
+    assert!(err.is_empty(), "{err}");
+    assert!(rss < RSS_LIMIT_KIB, "cat peaked at {rss} KiB");
+}
+
+#[test]
+fn cat_survives_an_object_that_shrinks_while_it_reads() {
+    let d = tempfile::tempdir().unwrap();
+    let size = 64usize << 20;
+    ok(d.path(), &["create", "/shrinks", "--size", "64M"]);
+    let file = d.path().join(".SHMDshrinks");
+    std::fs::write(&file, vec![b'a'; size]).unwrap();
+    let mut child = cmd(d.path())
+        .args(["cat", "/shrinks"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut first = vec![0u8; 1 << 20];
+    std::io::Read::read_exact(&mut stdout, &mut first).unwrap();
+    // This process is the other user of the object: it shrinks it under the reader.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&file)
+        .unwrap()
+        .set_len(4096)
+        .unwrap();
+    let mut rest = Vec::new();
+    std::io::Read::read_to_end(&mut stdout, &mut rest).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.code().is_some(),
+        "cat died of a signal ({}): {err}",
+        out.status
+    );
+    assert!(
+        out.status.success()
+            || (out.status.code() == Some(1)
+                && err.lines().count() == 1
+                && err.starts_with("tmpshm: ")),
+        "{}: {err}",
+        out.status
+    );
+    let total = first.len() + rest.len();
+    assert!(total < size, "{total} bytes: the shrink went unseen");
+    assert!(first.iter().chain(&rest).all(|&b| b == b'a'));
+}
+
+#[test]
+fn write_streams_stdin_in_bounded_memory() {
+    let d = tempfile::tempdir().unwrap();
+    ok(d.path(), &["create", "/w", "--size", "0"]);
+    let len = 64usize << 20;
+    // Not constant, so a misplaced chunk shows.
+    let data: Vec<u8> = (0..len)
+        .map(|i| (i as u32).wrapping_mul(2_654_435_761).to_be_bytes()[0])
+        .collect();
+    let mut child = cmd(d.path())
+        .args(["write", "/w", "--offset", "3"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(&data).unwrap();
+    // All of it is in write's hands now, and it still waits for the end of its input.
+    let rss = peak_rss_kib(child.id());
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    println!("write of 64 MiB from stdin: peak RSS {rss} KiB");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!(
+            "wrote {len} bytes at offset 3 to /w (grown to {} bytes)\n",
+            len + 3
+        )
+    );
+    let stored = std::fs::read(d.path().join(".SHMDw")).unwrap();
+    assert_eq!(stored.len(), len + 3);
+    assert_eq!(&stored[..3], b"\0\0\0");
+    assert!(stored[3..] == data[..], "the data did not round-trip");
+    assert!(rss < RSS_LIMIT_KIB, "write peaked at {rss} KiB");
 }

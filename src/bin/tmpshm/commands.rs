@@ -2,12 +2,14 @@
 
 use std::ffi::{OsStr, OsString};
 use std::io::{Read, Write};
+use std::os::fd::AsFd;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::FileExt;
 
 use serde_json::{json, Value};
 use tmpshm::{AuxKind, LockInfo, LockState, ObjectInfo, ShmDir, ShmOptions};
 
-use crate::fmt::{os_err, owner, show, unix_seconds, utc};
+use crate::fmt::{error_line, os_err, owner, show, show_path, unix_seconds, utc, Shown};
 use crate::{AlreadyReported, CliError};
 
 pub fn create(
@@ -27,7 +29,7 @@ pub fn create(
         "{} {}: {}, {} bytes",
         if obj.created() { "created" } else { "exists" },
         show(obj.name()),
-        obj.path().display(),
+        show_path(obj.path()),
         obj.len()
     );
     Ok(())
@@ -52,8 +54,8 @@ fn lock_state_json(state: LockState) -> (Value, Value) {
 
 fn object_json(o: &ObjectInfo) -> Value {
     json!({
-        "name": show(&o.name),
-        "path": show(o.path.as_os_str()),
+        "name": show(&o.name).to_string(),
+        "path": show_path(&o.path).to_string(),
         "kind": o.kind.as_str(),
         "size": o.size,
         "mode": format!("{:04o}", o.mode),
@@ -69,13 +71,13 @@ fn object_json(o: &ObjectInfo) -> Value {
 fn lock_json(l: &LockInfo) -> Value {
     let (state, pid) = lock_state_json(l.state);
     let (kind, name) = match &l.kind {
-        AuxKind::Lock { name } => ("lock", json!(show(name))),
+        AuxKind::Lock { name } => ("lock", json!(show(name).to_string())),
         _ => ("temp", Value::Null),
     };
     json!({
         "kind": kind,
         "name": name,
-        "path": show(l.path.as_os_str()),
+        "path": show_path(&l.path).to_string(),
         "uid": l.uid,
         "owner": owner(l.uid),
         "size": l.size,
@@ -84,6 +86,9 @@ fn lock_json(l: &LockInfo) -> Value {
         "pid": pid,
     })
 }
+
+/// The version of the JSON that `ls --json` and `stat --json` print.
+const SCHEMA: u32 = 1;
 
 fn print_json(v: &Value) -> Result<(), CliError> {
     println!("{}", serde_json::to_string_pretty(v)?);
@@ -94,17 +99,18 @@ pub fn ls(shm: &ShmDir, json: bool) -> Result<(), CliError> {
     let inv = shm.list()?;
     if json {
         return print_json(&json!({
-            "dir": show(shm.dir().as_os_str()),
+            "schema": SCHEMA,
+            "dir": show_path(shm.dir()).to_string(),
             "objects": inv.objects.iter().map(object_json).collect::<Vec<_>>(),
             "locks": inv.locks.iter().map(lock_json).collect::<Vec<_>>(),
         }));
     }
-    println!("{}: objects: {}", shm.dir().display(), inv.objects.len());
+    println!("{}: objects: {}", show_path(shm.dir()), inv.objects.len());
     if !inv.objects.is_empty() {
         let w = inv
             .objects
             .iter()
-            .map(|o| show(&o.name).len())
+            .map(|o| show(&o.name).to_string().chars().count())
             .max()
             .unwrap_or(4)
             .max(4);
@@ -113,7 +119,7 @@ pub fn ls(shm: &ShmDir, json: bool) -> Result<(), CliError> {
             "NAME", "SIZE", "OWNER", "MODIFIED"
         );
         for o in &inv.objects {
-            let mut file = o.path.display().to_string();
+            let mut file = show_path(&o.path).to_string();
             if o.kind != tmpshm::FileKind::Regular {
                 file.push_str(&format!(" ({}: every open refuses it)", o.kind.as_str()));
             } else if o.nlink > 1 {
@@ -135,7 +141,11 @@ pub fn ls(shm: &ShmDir, json: bool) -> Result<(), CliError> {
             AuxKind::Lock { name } => format!("lock of {}", show(name)),
             _ => "temporary file of a create".to_string(),
         };
-        println!("{}: {what}, {}", l.path.display(), lock_state_text(l.state));
+        println!(
+            "{}: {what}, {}",
+            show_path(&l.path),
+            lock_state_text(l.state)
+        );
     }
     Ok(())
 }
@@ -148,10 +158,11 @@ pub fn stat(shm: &ShmDir, name: &OsStr, json: bool) -> Result<(), CliError> {
     if json {
         let mut v = object_json(&info);
         v["lock"] = lock.as_ref().map_or(Value::Null, lock_json);
+        v["schema"] = json!(SCHEMA);
         return print_json(&v);
     }
     println!("name:     {}", show(&info.name));
-    println!("file:     {}", info.path.display());
+    println!("file:     {}", show_path(&info.path));
     println!("kind:     {}", info.kind.as_str());
     println!("size:     {}", info.size);
     println!("mode:     {:04o}", info.mode);
@@ -166,35 +177,65 @@ pub fn stat(shm: &ShmDir, name: &OsStr, json: bool) -> Result<(), CliError> {
     match (&lock_path, &lock) {
         (_, Some(l)) => println!(
             "lock:     {}: {}",
-            l.path.display(),
+            show_path(&l.path),
             lock_state_text(l.state)
         ),
-        (Some(p), None) => println!("lock:     {} absent (no one is creating it)", p.display()),
+        (Some(p), None) => println!("lock:     {} absent (no one is creating it)", show_path(p)),
         (None, None) => println!("lock:     none in this layout"),
     }
     Ok(())
 }
 
+/// How much of stdin `write` holds at a time.
+const CHUNK: usize = 1 << 20;
+
+/// Fills `buf` from `r` as far as it goes; fewer bytes only at end of input.
+fn read_chunk(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match r.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
 pub fn write(shm: &ShmDir, name: &OsStr, offset: u64) -> Result<(), CliError> {
-    let mut data = Vec::new();
-    std::io::stdin()
-        .read_to_end(&mut data)
-        .map_err(|e| os_err("reading stdin", &e))?;
     let mut obj = ShmOptions::new().dir(shm.clone()).open(name)?;
-    let end = offset
-        .checked_add(data.len() as u64)
-        .ok_or("offset + length overflows")?;
-    let grew = obj.grow_to(end)?;
-    let path = obj.path().to_path_buf();
-    let shown = show(obj.name());
-    let file = std::fs::File::from(obj.into_fd());
-    file.write_all_at(&data, offset)
-        .map_err(|e| os_err(format!("write {}", path.display()), &e))?;
+    let shown = show(obj.name()).to_string();
+    let file_path = show_path(obj.path()).to_string();
+    // A second fd on the same open file for the writes; `obj` keeps the checked growth.
+    let file = std::fs::File::from(
+        obj.as_fd()
+            .try_clone_to_owned()
+            .map_err(|e| os_err(format!("dup {file_path}"), &e))?,
+    );
+    // Streamed a chunk at a time: memory stays bounded whatever stdin holds.
+    let mut stdin = std::io::stdin().lock();
+    let mut buf = vec![0u8; CHUNK];
+    let (mut at, mut total, mut grew) = (offset, 0u64, false);
+    loop {
+        let n = read_chunk(&mut stdin, &mut buf).map_err(|e| os_err("reading stdin", &e))?;
+        let end = at
+            .checked_add(n as u64)
+            .ok_or("offset + length overflows")?;
+        // Grown first through the library, which checks the object and never shrinks it; an
+        // empty stdin still grows it to --offset.
+        grew |= obj.grow_to(end)?;
+        file.write_all_at(&buf[..n], at)
+            .map_err(|e| os_err(format!("write {file_path}"), &e))?;
+        (at, total) = (end, total + n as u64);
+        if n < buf.len() {
+            break;
+        }
+    }
     println!(
-        "wrote {} bytes at offset {offset} to {shown}{}",
-        data.len(),
+        "wrote {total} bytes at offset {offset} to {shown}{}",
         if grew {
-            format!(" (grown to {end} bytes)")
+            format!(" (grown to {at} bytes)")
         } else {
             String::new()
         }
@@ -207,25 +248,47 @@ pub fn cat(shm: &ShmDir, name: &OsStr) -> Result<(), CliError> {
         .dir(shm.clone())
         .read_only(true)
         .open(name)?;
-    let path = obj.path().to_path_buf();
+    let file_path = show_path(obj.path()).to_string();
     let mut file = std::fs::File::from(obj.into_fd());
-    let mut buf = Vec::new();
-    file.read_to_end(&mut buf)
-        .map_err(|e| os_err(format!("read {}", path.display()), &e))?;
+    // read(2) (or sendfile/splice) up to end of file, a buffer at a time: bounded memory, and
+    // an object that another process shrinks meanwhile just ends sooner (a mapping would
+    // raise SIGBUS instead).
     let mut out = std::io::stdout().lock();
-    match out.write_all(&buf).and_then(|()| out.flush()) {
+    match std::io::copy(&mut file, &mut out).and_then(|_| out.flush()) {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        other => other.map_err(|e| os_err("writing stdout", &e).into()),
+        other => other.map_err(|e| os_err(format!("copying {file_path} to stdout"), &e).into()),
     }
 }
 
-pub fn rm(shm: &ShmDir, names: &[OsString]) -> Result<(), CliError> {
+/// The names to remove: as given, or (`--escaped`) as `ls --json` and the listings print them.
+fn rm_names(names: &[OsString], escaped: bool) -> Result<Vec<OsString>, CliError> {
+    if !escaped {
+        return Ok(names.to_vec());
+    }
+    names
+        .iter()
+        .map(|n| {
+            let s = n.to_str().ok_or_else(|| {
+                Shown(format!(
+                    "{}: not an escaped name (escaped names are UTF-8)",
+                    show(n)
+                ))
+            })?;
+            let bytes = tmpshm::unescape(s).map_err(|e| Shown(format!("{}: {e}", show(n))))?;
+            Ok(OsStr::from_bytes(&bytes).to_os_string())
+        })
+        .collect()
+}
+
+pub fn rm(shm: &ShmDir, names: &[OsString], escaped: bool) -> Result<(), CliError> {
+    // Every escaped name is checked before the first is removed.
+    let names = rm_names(names, escaped)?;
     let mut failed = false;
-    for name in names {
+    for name in &names {
         match shm.unlink(name.as_os_str()) {
             Ok(()) => println!("removed {}", show(name)),
             Err(e) => {
-                eprintln!("tmpshm: {e}");
+                eprintln!("tmpshm: {}", error_line(&e));
                 failed = true;
             }
         }
@@ -239,16 +302,16 @@ pub fn rm(shm: &ShmDir, names: &[OsString]) -> Result<(), CliError> {
 pub fn gc(shm: &ShmDir) -> Result<(), CliError> {
     let report = shm.gc()?;
     for p in &report.removed {
-        println!("removed {}", p.display());
+        println!("removed {}", show_path(p));
     }
     for p in &report.held {
-        println!("kept {}: held by a live process", p.display());
+        println!("kept {}: held by a live process", show_path(p));
     }
     if report.removed.is_empty() && report.failed.is_empty() {
-        println!("nothing to collect in {}", shm.dir().display());
+        println!("nothing to collect in {}", show_path(shm.dir()));
     }
     for e in &report.failed {
-        eprintln!("tmpshm: {e}");
+        eprintln!("tmpshm: {}", error_line(e));
     }
     if !report.failed.is_empty() {
         return Err(AlreadyReported.into());

@@ -4,7 +4,8 @@ use std::os::unix::fs::MetadataExt;
 
 use tmpshm::{LockState, ShmDir};
 
-use crate::fmt::{os_err, owner};
+use crate::audit;
+use crate::fmt::{os_err, owner, show, show_path, Shown};
 use crate::CliError;
 
 /// File systems whose pages live only in memory.
@@ -30,7 +31,8 @@ const ON_DISK: &[(u64, &str)] = &[
 #[cfg(any(target_os = "linux", target_os = "android"))]
 #[allow(clippy::unnecessary_cast)] // f_type's type differs between libcs
 fn fs_magic(dir: &std::path::Path) -> Result<u64, String> {
-    let st = nix::sys::statfs::statfs(dir).map_err(|e| format!("statfs {}: {e}", dir.display()))?;
+    let st =
+        nix::sys::statfs::statfs(dir).map_err(|e| format!("statfs {}: {e}", show_path(dir)))?;
     Ok(st.filesystem_type().0 as u64 & 0xffff_ffff)
 }
 
@@ -56,10 +58,10 @@ fn meaning(name: &str, v: u32) -> &'static str {
             "symlinks in sticky world-writable dirs are followed only by their owner or the dir's owner"
         }
         ("protected_hardlinks", 0) => {
-            "anyone may hard-link your files into the directory; tmpshm refuses objects with more than one link"
+            "anyone may hard-link any file they can see, yours included, under any name in the directory"
         }
         ("protected_hardlinks", _) => {
-            "users may hard-link only files they own or can read and write; tmpshm refuses extra links anyway"
+            "users may hard-link only files they own or can read and write; tmpshm refuses objects with more than one link, and objects other users could read and write"
         }
         ("protected_regular", 0) => {
             "O_CREAT may open another user's existing file in a sticky dir (squatting); tmpshm creates with O_EXCL and checks the owner with fstat"
@@ -78,26 +80,42 @@ fn meaning(name: &str, v: u32) -> &'static str {
 pub fn run(shm: &ShmDir, source: &str) -> Result<(), CliError> {
     let dir = shm.dir();
     let mut warnings = 0;
-    let meta = std::fs::metadata(dir).map_err(|e| os_err(format!("stat {}", dir.display()), &e))?;
+    let meta =
+        std::fs::metadata(dir).map_err(|e| os_err(format!("stat {}", show_path(dir)), &e))?;
     if !meta.is_dir() {
-        return Err(format!("{} is not a directory", dir.display()).into());
+        return Err(Shown(format!("{} is not a directory", show_path(dir))).into());
     }
     let mode = meta.mode() & 0o7777;
-    println!("directory:    {} (from {source})", dir.display());
+    println!("directory:    {} (from {source})", show_path(dir));
     let sticky = mode & 0o1000 != 0;
     let world = mode & 0o002 != 0;
+    let ours = meta.uid() == 0 || meta.uid() == nix::unistd::geteuid().as_raw();
+    let who = show(owner(meta.uid()).as_ref()).to_string();
     println!(
-        "              owner {}, mode {mode:04o}{}",
-        owner(meta.uid()),
-        match (world, sticky) {
-            (true, true) => " (world-writable, sticky: others cannot remove your files)",
-            (true, false) => " (world-writable, NOT sticky)",
-            (false, _) => " (not world-writable)",
+        "              owner {who}, mode {mode:04o}{}",
+        match (world, sticky, ours) {
+            (true, true, true) =>
+                " (world-writable, sticky: others cannot remove your files)".to_string(),
+            // The sticky bit binds everyone but the directory's owner.
+            (true, true, false) => {
+                format!(" (world-writable, sticky, but its owner {who} can rename or remove your files)")
+            }
+            (true, false, _) => " (world-writable, NOT sticky)".to_string(),
+            (false, _, _) => " (not world-writable)".to_string(),
         }
     );
-    if world && !sticky {
+    let findings = audit::audit_dir(dir);
+    if findings.is_empty() {
+        println!("path:         / down to it owned by root or you, none writable by others without the sticky bit");
+    } else {
+        println!("path:         others can rename or replace it or the way to it");
+    }
+    for f in &findings {
         warnings += 1;
-        println!("  WARNING: anyone can rename or delete every object here; use a sticky or private directory");
+        println!("  WARNING: {f}");
+    }
+    if !findings.is_empty() {
+        println!("  (use a directory that only you or root own and can write, e.g. under $XDG_RUNTIME_DIR)");
     }
 
     match fs_magic(dir) {
@@ -136,9 +154,17 @@ pub fn run(shm: &ShmDir, source: &str) -> Result<(), CliError> {
         "protected_regular",
         "protected_fifos",
     ] {
-        match sysctl(name) {
+        let value = sysctl(name);
+        match value {
             Some(v) => println!("fs.{name} = {v}: {}", meaning(name, v)),
             None => println!("fs.{name}: not available here"),
+        }
+        // With protected_hardlinks=1 only users who may read and write a file can link it under
+        // another name, and tmpshm refuses objects that others may read and write; with 0
+        // anyone may link any file, and that refusal proves nothing.
+        if name == "protected_hardlinks" && value == Some(0) {
+            warnings += 1;
+            println!("  WARNING: anyone can hard-link any file they can see into this directory; tmpshm's refusal of objects other users could have linked to a name holds only with protected_hardlinks=1");
         }
     }
 

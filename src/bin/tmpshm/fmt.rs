@@ -2,7 +2,10 @@
 
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
 use std::time::SystemTime;
+
+use tmpshm::{Escaped, Step};
 
 /// `4096`, `4K`, `4KiB`, `1M`, `2G` (suffixes are powers of 1024).
 pub fn parse_size(s: &str) -> Result<u64, String> {
@@ -36,19 +39,105 @@ pub fn parse_mode(s: &str) -> Result<u32, String> {
 }
 
 /// `what: ENOENT (No such file or directory)`: an `io::Error` as one line with its errno name.
-pub fn os_err(what: impl std::fmt::Display, e: &std::io::Error) -> String {
-    match e.raw_os_error() {
+/// Any name or path in `what` must already be escaped ([`show`], [`show_path`]).
+pub fn os_err(what: impl std::fmt::Display, e: &std::io::Error) -> Shown {
+    Shown(match e.raw_os_error() {
         Some(code) => {
             let errno = nix::errno::Errno::from_raw(code);
             format!("{what}: {errno:?} ({})", errno.desc())
         }
-        None => format!("{what}: {e}"),
+        None => format!("{what}: {}", show_text(&e.to_string())),
+    })
+}
+
+/// An object name for people: control characters, bidi controls and invalid UTF-8 escaped.
+/// Names are chosen by whoever can write the directory; nothing of one reaches a terminal raw.
+pub fn show(s: &OsStr) -> Escaped<'_> {
+    Escaped::new(s.as_bytes())
+}
+
+/// A path for people, escaped as [`show`] escapes names (paths end in names).
+pub fn show_path(p: &Path) -> Escaped<'_> {
+    Escaped::path(p)
+}
+
+/// Text that some `Display` rendered (a trace step, a library error) and that may carry
+/// names: escaped as a whole, its spaces kept.
+pub fn show_text(s: &str) -> Escaped<'_> {
+    Escaped::new(s.as_bytes())
+}
+
+/// An error message whose names and paths were escaped when it was built: printed as it is.
+#[derive(Debug)]
+pub struct Shown(pub String);
+
+impl std::fmt::Display for Shown {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
     }
 }
 
-/// A name or path for people (non-UTF-8 bytes escaped).
-pub fn show(s: &OsStr) -> String {
-    String::from_utf8_lossy(s.as_bytes()).into_owned()
+impl std::error::Error for Shown {}
+
+/// `rendered`, which shows `path` lossily somewhere (as `Path::display` does), escaped, with
+/// that path shown byte for byte.
+fn escaped_with_path(rendered: &str, path: &Path) -> String {
+    let lossy = path.display().to_string();
+    match rendered.find(&lossy).filter(|_| !lossy.is_empty()) {
+        Some(at) => format!(
+            "{}{}{}",
+            show_text(&rendered[..at]),
+            show_path(path),
+            show_text(&rendered[at + lossy.len()..])
+        ),
+        None => show_text(rendered).to_string(),
+    }
+}
+
+/// One error, as one line a terminal can show safely. A library error names its path byte for
+/// byte (its own `Display` shows the path lossily); anything else is escaped as a whole.
+pub fn error_line(e: &(dyn std::error::Error + 'static)) -> String {
+    if let Some(shown) = e.downcast_ref::<Shown>() {
+        return shown.0.clone();
+    }
+    match e.downcast_ref::<tmpshm::Error>() {
+        Some(err) => escaped_with_path(&e.to_string(), err.path()),
+        None => show_text(&e.to_string()).to_string(),
+    }
+}
+
+/// One traced step, as a line a terminal can show safely: names and paths escaped, the
+/// step's own path byte for byte.
+pub fn trace_line(step: &Step<'_>) -> String {
+    let path = match *step {
+        Step::Name { name, data, lock } => {
+            // Its own rendering quotes the name with Rust's escapes; show ours instead.
+            let lock = lock.map_or("no lock file".to_string(), |l| {
+                format!("lock {}", show_path(l))
+            });
+            return format!(
+                "name \"{}\" ok -> data {}, {lock}",
+                Escaped::new(name),
+                show_path(data)
+            );
+        }
+        Step::LockOpen { path, .. }
+        | Step::LockWait { path }
+        | Step::LockRetry { path }
+        | Step::LockAcquired { path }
+        | Step::LockReleased { path }
+        | Step::Open { path, .. }
+        | Step::Checked { path, .. }
+        | Step::Truncate { path, .. }
+        | Step::Unlink { path }
+        | Step::Call { path, .. } => Some(path),
+        _ => None,
+    };
+    let rendered = step.to_string();
+    match path {
+        Some(p) => escaped_with_path(&rendered, p),
+        None => show_text(&rendered).to_string(),
+    }
 }
 
 /// The user name of `uid`, or the number.
@@ -113,6 +202,41 @@ mod tests {
         assert_eq!(parse_mode("0755"), Ok(0o755));
         assert!(parse_mode("1777").is_err());
         assert!(parse_mode("8").is_err());
+    }
+
+    #[test]
+    fn error_lines_keep_path_bytes_and_escape_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let shm = tmpshm::ShmDir::new(dir.path());
+        let e = shm
+            .unlink(OsStr::from_bytes(b"/gone\xff\x1b[2K"))
+            .unwrap_err();
+        let line = error_line(&e);
+        assert!(line.contains(".SHMDgone\\xff\\x1b[2K: ENOENT"), "{line}");
+        let plain: Box<dyn std::error::Error> = "bad\nline".into();
+        assert_eq!(error_line(&*plain), "bad\\nline");
+        let shown: Box<dyn std::error::Error> = Box::new(Shown("a\\x1b".into()));
+        assert_eq!(error_line(&*shown), "a\\x1b");
+    }
+
+    #[test]
+    fn trace_lines_keep_path_bytes_and_escape_the_rest() {
+        let data = Path::new(OsStr::from_bytes(b"/d/.SHMDa\n\xff"));
+        let lock = Path::new(OsStr::from_bytes(b"/d/.SHMLa\n\xff"));
+        let step = Step::Name {
+            name: b"/a\n\xff",
+            data,
+            lock: Some(lock),
+        };
+        assert_eq!(
+            trace_line(&step),
+            "name \"/a\\n\\xff\" ok -> data /d/.SHMDa\\n\\xff, lock /d/.SHMLa\\n\\xff"
+        );
+        let step = Step::Open {
+            path: data,
+            flags: "O_RDONLY",
+        };
+        assert_eq!(trace_line(&step), "open /d/.SHMDa\\n\\xff O_RDONLY");
     }
 
     #[test]

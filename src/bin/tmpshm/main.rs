@@ -1,5 +1,6 @@
 //! The `tmpshm` command: named shared memory the illumos way, from the shell.
 
+mod audit;
 mod commands;
 mod demo;
 mod doctor;
@@ -61,17 +62,22 @@ enum Command {
         exist_ok: bool,
     },
     /// List objects, lock files (held or stale) and leftover temporary files.
+    ///
+    /// Names and paths are printed escaped: control characters as \n, \t, \r or \xNN, C1 and
+    /// bidi controls as \u{NN}, bytes that are not UTF-8 as \xNN, a backslash as \\.
+    #[command(after_long_help = LS_JSON_HELP)]
     Ls {
-        /// Print JSON.
+        /// Print JSON (see --help for the fields).
         #[arg(long)]
         json: bool,
     },
     /// Show one object: size, mode, owner, links, modification time, lock state.
+    #[command(after_long_help = STAT_JSON_HELP)]
     Stat {
         /// The object name.
         #[arg(value_parser = clap::value_parser!(OsString))]
         name: OsString,
-        /// Print JSON.
+        /// Print JSON (see --help for the fields).
         #[arg(long)]
         json: bool,
     },
@@ -95,6 +101,10 @@ enum Command {
         /// The object names.
         #[arg(required = true, value_parser = clap::value_parser!(OsString))]
         names: Vec<OsString>,
+        /// The names are escaped as `ls` and `ls --json` print them (\n, \xNN, \u{NN}, \\):
+        /// `tmpshm ls --json | jq -r '.objects[].name' | xargs -d '\n' tmpshm rm --escaped`.
+        #[arg(long)]
+        escaped: bool,
     },
     /// Remove lock and temporary files that no live process holds.
     Gc,
@@ -104,7 +114,8 @@ enum Command {
         #[arg(long)]
         all_maps: bool,
     },
-    /// Check the directory: file system type, NAME_MAX, the kernel's link protections.
+    /// Check the directory: who can rename or replace it or the way to it, file system type,
+    /// NAME_MAX, the kernel's link protections.
     Doctor,
     /// Create "/blah", size it, map it, write, read it back from a second process, show the
     /// file it lives in, unlink it.
@@ -120,6 +131,62 @@ enum Command {
         name: String,
     },
 }
+
+// The JSON fields, for `ls --help` and `stat --help`.
+macro_rules! object_fields {
+    () => {
+        "  name           the object name, escaped as in the human output (\\n, \\xNN, \\u{NN}, \\\\);
+                 no control characters, no newline; `rm --escaped` takes it back
+  path           the data file, escaped the same way
+  kind           file, directory, symlink, fifo, socket or other (only a file can be opened)
+  size           bytes
+  mode           permission bits in octal, e.g. \"0600\"
+  uid, gid       owner and group ids; owner: the user name, or the uid
+  nlink          hard links (more than one: every open refuses it)
+  modified       UTC, e.g. \"2026-11-27T00:30:01Z\"; modified_unix: seconds since the epoch"
+    };
+}
+
+macro_rules! lock_fields {
+    () => {
+        "  kind           \"lock\", or \"temp\" (the temporary file of a sized create)
+  name           the object it locks, escaped (null for temp)
+  path, uid, owner, size, modified   as for objects
+  state          \"held\", \"stale\" or \"unknown: ERRNO\"; pid: the holder when known, else null"
+    };
+}
+
+const LS_JSON_HELP: &str = concat!(
+    "JSON (--json): {\"schema\": 1, \"dir\": DIR, \"objects\": [OBJECT...], \"locks\": [LOCK...]}
+schema is 1 for this layout; fields may be added, never changed without a new number.
+dir is escaped as names are.
+
+OBJECT:
+",
+    object_fields!(),
+    "
+
+LOCK (lock files and temporary files):
+",
+    lock_fields!(),
+    "
+
+Remove every object listed:
+  tmpshm ls --json | jq -r '.objects[].name' | xargs -d '\\n' tmpshm rm --escaped"
+);
+
+const STAT_JSON_HELP: &str = concat!(
+    "JSON (--json): the OBJECT of `ls --json` plus \"schema\": 1 and \"lock\": its LOCK or null.
+
+OBJECT:
+",
+    object_fields!(),
+    "
+
+LOCK:
+",
+    lock_fields!()
+);
 
 /// Any failure of a command: printed as one line, exit status 1.
 pub type CliError = Box<dyn std::error::Error>;
@@ -153,7 +220,8 @@ fn shm_dir(
         None => (env, "default"),
     };
     if trace {
-        shm = shm.trace(|step| eprintln!("trace: {step}"));
+        // A step names paths, and paths end in names anyone may choose.
+        shm = shm.trace(|step| eprintln!("trace: {}", fmt::trace_line(step)));
     }
     Ok((shm, source))
 }
@@ -177,7 +245,7 @@ fn main() -> ExitCode {
             Command::Stat { name, json } => commands::stat(&shm, &name, json),
             Command::Write { name, offset } => commands::write(&shm, &name, offset),
             Command::Cat { name } => commands::cat(&shm, &name),
-            Command::Rm { names } => commands::rm(&shm, &names),
+            Command::Rm { names, escaped } => commands::rm(&shm, &names, escaped),
             Command::Gc => commands::gc(&shm),
             Command::Tour { all_maps } => tour::run(&shm, all_maps),
             Command::Doctor => doctor::run(&shm, source),
@@ -188,7 +256,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             if !e.is::<AlreadyReported>() {
-                eprintln!("tmpshm: {e}");
+                eprintln!("tmpshm: {}", fmt::error_line(&*e));
             }
             ExitCode::FAILURE
         }

@@ -1,16 +1,75 @@
 //! `tmpshm tour`: the seed's experiment. A SysV segment, a tmpshm object and a plain file
 //! mapping side by side in one process, and what `/proc/self/maps` makes of them.
 
-use std::os::fd::{AsFd, AsRawFd};
+use std::fs::File;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-use tmpshm::{Access, Mapping, OFlag, ShmDir, ShmOptions, Step};
+use tmpshm::{Access, Mapping, OFlag, Shm, ShmDir, ShmOptions, Step};
 
-use crate::fmt::os_err;
+use crate::fmt::{error_line, os_err, show_path, show_text, trace_line, Shown};
 use crate::CliError;
 
 const SIZE: usize = 4096;
+
+/// Names tried before giving up on a directory where someone plants files at every name.
+const ATTEMPTS: usize = 16;
+
+/// 64 unpredictable bits as hex. Another user who can guess a name can plant a file, link or
+/// lock file there first and make the step fail; these come from std's randomly keyed SipHash
+/// (a fresh key each call), so no one can.
+fn random_suffix() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u32(std::process::id());
+    format!("{:016x}", h.finish())
+}
+
+/// How a create fails when someone planted something at its name: a file (`EEXIST`), a lock
+/// file or link we may not use (`EPERM`, `EACCES`, `ELOOP`), a FIFO or such (`EINVAL`).
+fn planted(errno: Option<i32>) -> bool {
+    matches!(
+        errno,
+        Some(libc::EEXIST | libc::EPERM | libc::EACCES | libc::ELOOP | libc::EINVAL)
+    )
+}
+
+/// A failed create and its errno.
+type Failed = (CliError, Option<i32>);
+
+fn failed(e: tmpshm::Error) -> Failed {
+    let errno = e.raw_os_error();
+    (e.into(), errno)
+}
+
+/// Calls `create` with fresh random suffixes until it succeeds, fails for another reason than
+/// a planted name, or has failed [`ATTEMPTS`] times; then says what and where.
+fn with_fresh_name<T>(
+    what: &str,
+    dir: &Path,
+    mut create: impl FnMut(&str) -> Result<T, Failed>,
+) -> Result<T, CliError> {
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        match create(&random_suffix()) {
+            Ok(t) => return Ok(t),
+            Err((_, errno)) if planted(errno) && tries < ATTEMPTS => {}
+            Err((e, errno)) if planted(errno) => {
+                return Err(Shown(format!(
+                    "could not create the tour's {what} in {}: {ATTEMPTS} random names were all \
+                     taken or refused, the last with {}; run the tour in a directory of your own \
+                     (--dir)",
+                    show_path(dir),
+                    error_line(&*e)
+                ))
+                .into())
+            }
+            Err((e, _)) => return Err(e),
+        }
+    }
+}
 
 /// Removes the plain file on every exit path.
 struct RemoveOnDrop(PathBuf);
@@ -29,12 +88,12 @@ fn describe(path: &Path) -> String {
     match std::fs::symlink_metadata(path) {
         Ok(m) => format!(
             "{} exists: {} bytes, mode {:04o}, {} link",
-            path.display(),
+            show_path(path),
             m.len(),
             m.mode() & 0o7777,
             m.nlink()
         ),
-        Err(_) => format!("{} does not exist", path.display()),
+        Err(_) => format!("{} does not exist", show_path(path)),
     }
 }
 
@@ -43,15 +102,15 @@ pub fn run(shm: &ShmDir, all_maps: bool) -> Result<(), CliError> {
     let mut marks: Vec<(usize, String)> = Vec::new();
     println!(
         "tmpshm tour in {} (pid {pid}): three kinds of shared memory in one process",
-        shm.dir().display()
+        show_path(shm.dir())
     );
 
     let sysv = crate::sysv::tour_part(&mut marks, SIZE)?;
 
     heading("2. POSIX shared memory the illumos way: a file in the directory (tmpshm)");
-    let name = format!("/tour-{pid}");
     let traced = shm.clone().trace(|step| {
-        println!("   | {step}");
+        // Steps name paths, and the directory's name is anyone's choice: escaped.
+        println!("   | {}", trace_line(step));
         if let Step::LockAcquired { path } = step {
             println!("   |   the short-lived lock file: {}", describe(path));
         }
@@ -61,7 +120,12 @@ pub fn run(shm: &ShmDir, all_maps: bool) -> Result<(), CliError> {
         .size(SIZE as u64)
         .mode(0o600)
         .unlink_on_drop(true);
-    let obj = opts.create(name.as_str())?;
+    let (name, obj): (String, Shm) = with_fresh_name("object", shm.dir(), |suffix| {
+        let name = format!("/tour-{suffix}");
+        opts.create(name.as_str())
+            .map(|obj| (name, obj))
+            .map_err(failed)
+    })?;
     println!(
         "ShmOptions::new().size({SIZE}).mode(0o600).create({name:?}) = fd {}",
         obj.as_fd().as_raw_fd()
@@ -82,24 +146,31 @@ pub fn run(shm: &ShmDir, all_maps: bool) -> Result<(), CliError> {
     ));
 
     heading("3. A plain file, mapped shared");
-    let plain_path = shm.dir().join(format!("tmpshm-tour-{pid}.plain"));
-    let plain = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(&plain_path)
-        .map_err(|e| os_err(format!("open {}", plain_path.display()), &e))?;
+    let (plain_path, plain): (PathBuf, File) =
+        with_fresh_name("plain file", shm.dir(), |suffix| {
+            let p = shm.dir().join(format!("tmpshm-tour-{suffix}.plain"));
+            std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+                .open(&p)
+                .map(|f| (p.clone(), f))
+                .map_err(|e| {
+                    let errno = e.raw_os_error();
+                    (os_err(format!("open {}", show_path(&p)), &e).into(), errno)
+                })
+        })?;
     let _cleanup = RemoveOnDrop(plain_path.clone());
     println!(
-        "open({:?}, O_RDWR|O_CREAT|O_EXCL|O_NOFOLLOW, 0600) = fd {}",
-        plain_path,
+        "open(\"{}\", O_RDWR|O_CREAT|O_EXCL|O_NOFOLLOW, 0600) = fd {}",
+        show_path(&plain_path),
         plain.as_raw_fd()
     );
     plain
         .set_len(SIZE as u64)
-        .map_err(|e| os_err(format!("ftruncate {}", plain_path.display()), &e))?;
+        .map_err(|e| os_err(format!("ftruncate {}", show_path(&plain_path)), &e))?;
     println!("ftruncate(fd, {SIZE}) = 0");
     let plain_map = Mapping::new(&plain, SIZE, Access::ReadWrite)?;
     println!(
@@ -115,7 +186,7 @@ pub fn run(shm: &ShmDir, all_maps: bool) -> Result<(), CliError> {
     pmap(&marks, all_maps)?;
 
     heading("5. The ftruncate snag: opening an object before its creator sized it");
-    snag(shm, pid)?;
+    snag(shm)?;
 
     heading("Cleanup");
     drop(map);
@@ -124,14 +195,15 @@ pub fn run(shm: &ShmDir, all_maps: bool) -> Result<(), CliError> {
     obj.unlink()?;
     println!("shm_unlink({name:?}) = 0; {}", describe(&data));
     drop(_cleanup);
-    println!("unlink({:?}) = 0", plain_path);
+    println!("unlink(\"{}\") = 0", show_path(&plain_path));
     drop(sysv);
     Ok(())
 }
 
 fn pmap(marks: &[(usize, String)], all: bool) -> Result<(), CliError> {
-    let maps = match std::fs::read_to_string("/proc/self/maps") {
-        Ok(m) => m,
+    // Paths in it are bytes, as the directory's name is.
+    let maps = match std::fs::read("/proc/self/maps") {
+        Ok(m) => String::from_utf8_lossy(&m).into_owned(),
         Err(e) => {
             println!("/proc/self/maps is not readable here ({e}); skipped");
             return Ok(());
@@ -162,7 +234,7 @@ fn pmap(marks: &[(usize, String)], all: bool) -> Result<(), CliError> {
         let shown = if file.is_empty() {
             "[ anon ]".to_string()
         } else {
-            file.join(" ")
+            show_text(&file.join(" ")).to_string()
         };
         println!(
             "{start:016x} {:>7} {perms:<5} {shown}  {}",
@@ -178,14 +250,18 @@ fn pmap(marks: &[(usize, String)], all: bool) -> Result<(), CliError> {
     Ok(())
 }
 
-fn snag(shm: &ShmDir, pid: u32) -> Result<(), CliError> {
-    let name = format!("/tour-snag-{pid}");
+fn snag(shm: &ShmDir) -> Result<(), CliError> {
     // The classic sequence, made visible: shm_open(O_CREAT) now, ftruncate "later".
-    let fd = shm.open(
-        name.as_str(),
-        OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_RDWR,
-        0o600,
-    )?;
+    let (name, fd): (String, OwnedFd) = with_fresh_name("snag object", shm.dir(), |suffix| {
+        let name = format!("/tour-snag-{suffix}");
+        shm.open(
+            name.as_str(),
+            OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_RDWR,
+            0o600,
+        )
+        .map(|fd| (name, fd))
+        .map_err(failed)
+    })?;
     let result = (|| -> Result<(), CliError> {
         println!(
             "creator: shm_open({name:?}, O_CREAT|O_EXCL|O_RDWR, 0600) = fd {} (not sized yet)",
@@ -202,13 +278,17 @@ fn snag(shm: &ShmDir, pid: u32) -> Result<(), CliError> {
         match Mapping::new(&opener, SIZE, Access::ReadWrite) {
             Ok(_) => println!("opener:  Mapping::new(fd, {SIZE}) unexpectedly succeeded"),
             Err(e) => println!(
-                "opener:  Mapping::new(fd, {SIZE}) = error: {e}\n         (a raw mmap would succeed, and the first touch would raise SIGBUS)"
+                "opener:  Mapping::new(fd, {SIZE}) = error: {}\n         (a raw mmap would succeed, and the first touch would raise SIGBUS)",
+                error_line(&e)
             ),
         }
         let opts = ShmOptions::new().dir(shm.clone()).size(SIZE as u64);
         match opts.open(name.as_str()) {
             Ok(_) => println!("opener:  ShmOptions::open unexpectedly accepted a 0-byte object"),
-            Err(e) => println!("opener:  ShmOptions::new().size({SIZE}).open() = error: {e}"),
+            Err(e) => println!(
+                "opener:  ShmOptions::new().size({SIZE}).open() = error: {}",
+                error_line(&e)
+            ),
         }
         println!(
             "the cure: ShmOptions::create publishes the file already sized (temp file, ftruncate, link), so this state is never visible"
@@ -217,4 +297,58 @@ fn snag(shm: &ShmDir, pid: u32) -> Result<(), CliError> {
     })();
     shm.unlink(name.as_str())?;
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn planted_at_every_name(
+        seen: &mut Vec<String>,
+    ) -> impl FnMut(&str) -> Result<(), Failed> + '_ {
+        |suffix| {
+            seen.push(suffix.to_string());
+            Err(("planted".into(), Some(libc::EEXIST)))
+        }
+    }
+
+    #[test]
+    fn names_are_fresh_and_random() {
+        let a: Vec<String> = (0..8).map(|_| random_suffix()).collect();
+        for (i, s) in a.iter().enumerate() {
+            assert_eq!(s.len(), 16, "{s}");
+            assert!(!a[..i].contains(s), "{s} twice");
+        }
+    }
+
+    #[test]
+    fn planted_names_are_retried_a_bounded_number_of_times() {
+        let mut seen = Vec::new();
+        let e = with_fresh_name("object", Path::new("/d"), planted_at_every_name(&mut seen))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(seen.len(), ATTEMPTS);
+        assert!(e.contains("object in /d: 16 random names"), "{e}");
+
+        let mut tries = 0;
+        let got = with_fresh_name("object", Path::new("/d"), |suffix| {
+            tries += 1;
+            match tries {
+                1 => Err(("planted".into(), Some(libc::ELOOP))),
+                2 => Err(("planted".into(), Some(libc::EPERM))),
+                _ => Ok(suffix.to_string()),
+            }
+        });
+        assert_eq!(tries, 3);
+        assert_eq!(got.unwrap().len(), 16);
+
+        // Anything else is no planted name: no retry.
+        let mut tries = 0;
+        let e = with_fresh_name("object", Path::new("/d"), |_| -> Result<(), Failed> {
+            tries += 1;
+            Err(("full".into(), Some(libc::ENOSPC)))
+        })
+        .unwrap_err();
+        assert_eq!((tries, e.to_string()), (1, "full".to_string()));
+    }
 }
