@@ -1,30 +1,7 @@
-//! Listing a directory of objects, and collecting the lock and temporary files that crashed
-//! programs left.
-//!
-//! # Who holds a lock
-//! A lock file is held while some process holds `flock(LOCK_EX)` on it (see the lock protocol
-//! in the README). [`ShmDir::list`] probes each one with `flock(LOCK_SH|LOCK_NB)` on a
-//! read-only fd: refused means held. A probe that succeeds holds a shared lock for an instant;
-//! an acquirer arriving then simply blocks in the kernel until the probe closes its fd, and
-//! nothing is unlinked, so the probe disturbs no one. On Linux the holder's pid is read from
-//! `/proc/locks`.
-//!
-//! # Collecting
-//! [`ShmDir::gc`] removes a lock file (or a `.SHMT` temporary file of a sized create) only
-//! while it holds it itself, following the release step of the protocol: `flock(LOCK_EX|LOCK_NB)`
-//! (busy: a live holder, keep it); `fstat` shows links (0: released meanwhile, nothing to do);
-//! `lstat` of the path shows the same inode (else it was replaced: keep the new one); `unlink`
-//! while still holding; close. An acquirer that opened the file just before the unlink wakes up
-//! to `st_nlink == 0` and starts again with a fresh file, exactly as after a normal release.
-//!
-//! # Temporary files in a layout without a data prefix
-//! In the illumos layout every `.SHMT*` file is a temporary file: objects are `.SHMD*`. In a
-//! layout whose data files have no prefix ([`Layout::GLIBC`](crate::Layout::GLIBC)), an object
-//! may itself be called `/.SHMTsomething`; there only names of the exact form that a sized
-//! create makes, `.SHMT<pid>.<n>` (decimal digits), count as temporary files, and everything
-//! else is an object that `gc` never touches. An object given such a name there on purpose is
-//! indistinguishable from a crashed create's file, and `gc` removes it when no one holds it.
+//! What is in a directory of objects, and collecting the lock and temporary files that crashed
+//! programs left: [`ShmDir::list`], [`ShmDir::stat`], [`ShmDir::lock_info`], [`ShmDir::gc`].
 
+use std::cell::OnceCell;
 use std::ffi::{CStr, CString, OsStr, OsString};
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
@@ -33,18 +10,15 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use nix::errno::Errno;
-use nix::fcntl::{open, FlockArg, OFlag};
+use nix::fcntl::OFlag;
 use nix::sys::stat::{fstat, lstat, FileStat, Mode};
-use nix::unistd::unlink;
-use nix::NixPath;
 
-use crate::eintr;
-use crate::error::{Error, Op, Result};
-use crate::lock;
-use crate::name::as_path;
-use crate::object::{is_regular, same_file, Checks};
-use crate::options::TEMP_PREFIX;
-use crate::shm::ShmDir;
+use crate::call::Call;
+use crate::dir::ShmDir;
+use crate::error::{Error, Op, Result, Role};
+use crate::name::{is_temp_suffix, ObjectKind};
+use crate::sys::{self, retry, HolderMap};
+use crate::vet::{is_regular, same_file};
 
 /// What kind of file is at a path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,6 +56,11 @@ impl FileKind {
     }
 
     /// A short lowercase name (`"file"`, `"symlink"`, ...), as `ls --json` prints it.
+    ///
+    /// # Example
+    /// ```
+    /// assert_eq!(tmpshm::FileKind::Fifo.as_str(), "fifo");
+    /// ```
     pub fn as_str(self) -> &'static str {
         match self {
             FileKind::Regular => "file",
@@ -98,12 +77,14 @@ impl FileKind {
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct ObjectInfo {
+    /// Shared memory or a semaphore.
+    pub kind: ObjectKind,
     /// The object name, e.g. `/blah`.
     pub name: OsString,
     /// The data file.
     pub path: PathBuf,
     /// What is at the path (anything but `Regular` is refused by every open).
-    pub kind: FileKind,
+    pub file: FileKind,
     /// Size in bytes.
     pub size: u64,
     /// Permission bits.
@@ -121,7 +102,8 @@ pub struct ObjectInfo {
 /// Whether a process holds a lock or temporary file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LockState {
-    /// A live process holds `flock` on it; `pid` when `/proc/locks` names it.
+    /// A live process holds `flock` on it; `pid` when `/proc/locks` names it (for display
+    /// only: see [`ShmDir::list`]).
     Held {
         /// The holder's pid, if known.
         pid: Option<u32>,
@@ -139,11 +121,16 @@ pub enum LockState {
 pub enum AuxKind {
     /// The creation lock of the object with this name.
     Lock {
+        /// The kind of the object.
+        kind: ObjectKind,
         /// The object name, e.g. `/blah`.
         name: OsString,
     },
-    /// The temporary file of a sized create ([`ShmOptions::create`](crate::ShmOptions::create)).
-    Temp,
+    /// The temporary file of an atomic create.
+    Temp {
+        /// The kind of the object being created.
+        kind: ObjectKind,
+    },
 }
 
 /// A lock file or a temporary file found in the directory.
@@ -187,246 +174,174 @@ pub struct GcReport {
 }
 
 enum Entry {
-    Object(OsString),
-    Lock(OsString),
-    Temp,
+    Object(ObjectKind, OsString),
+    Lock(ObjectKind, OsString),
+    Temp(ObjectKind),
 }
 
-impl ShmDir {
-    fn classify(&self, file: &[u8]) -> Option<Entry> {
-        let layout = self.get_layout();
-        let slash = |rest: &[u8]| {
-            let mut n = b"/".to_vec();
-            n.extend_from_slice(rest);
-            OsString::from(OsStr::from_bytes(&n))
-        };
-        if let Some(lp) = layout.lock_prefix() {
+fn slashed(rest: &[u8]) -> OsString {
+    let mut n = b"/".to_vec();
+    n.extend_from_slice(rest);
+    OsString::from(OsStr::from_bytes(&n))
+}
+
+/// What the file called `file` is in this directory, if anything of ours. Lock and temporary
+/// prefixes are tried before data prefixes, which may be empty (the glibc layout).
+fn classify(dir: &ShmDir, file: &[u8]) -> Option<Entry> {
+    let layout = dir.layout();
+    for kind in ObjectKind::ALL {
+        if let Some(lp) = kind.lock_prefix(layout) {
             if let Some(rest) = file.strip_prefix(lp.as_bytes()) {
-                return (!rest.is_empty()).then(|| Entry::Lock(slash(rest)));
+                return (!rest.is_empty()).then(|| Entry::Lock(kind, slashed(rest)));
             }
         }
-        if let Some(rest) = file.strip_prefix(TEMP_PREFIX.as_bytes()) {
-            // Without a data prefix, `.SHMT...` may be an object's name (see the module docs).
-            if !layout.data_prefix().is_empty() || is_temp_suffix(rest) {
-                return Some(Entry::Temp);
+        if let Some(rest) = file.strip_prefix(kind.temp_prefix().as_bytes()) {
+            // Without a data prefix, `.SHMT...` may be an object's name: only the exact form
+            // a create makes counts as a temporary file there.
+            if !kind.data_prefix(layout).is_empty() || is_temp_suffix(rest) {
+                return Some(Entry::Temp(kind));
             }
         }
-        let rest = file.strip_prefix(layout.data_prefix().as_bytes())?;
-        if rest.is_empty() || rest == b"." || rest == b".." {
-            return None;
-        }
-        Some(Entry::Object(slash(rest)))
     }
-
-    /// Every object, lock file and temporary file in the directory, sorted by path.
-    ///
-    /// Nothing is opened for writing and nothing is removed; lock and temporary files are
-    /// probed as the module docs describe.
-    ///
-    /// # Errors
-    /// - `ENOENT`, `ENOTDIR`, `EACCES`: reading the directory failed (named in the error).
-    ///
-    /// # Example
-    /// ```
-    /// use tmpshm::{ShmDir, ShmOptions};
-    /// let dir = tempfile::tempdir()?;
-    /// let shm = ShmDir::new(dir.path());
-    /// ShmOptions::new().dir(shm.clone()).size(4096).create("/doc-ls")?;
-    /// let inv = shm.list()?;
-    /// assert_eq!(inv.objects[0].name, "/doc-ls");
-    /// assert_eq!(inv.objects[0].size, 4096);
-    /// assert!(inv.locks.is_empty()); // released locks leave no file
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn list(&self) -> Result<Inventory> {
-        let dir = self.dir();
-        let read_err =
-            |e: std::io::Error| io_error(&e, Op::Open, dir).because("reading the directory");
-        let mut inv = Inventory::default();
-        let checks = self.checks();
-        let holders = Holders::default();
-        for entry in std::fs::read_dir(dir).map_err(read_err)? {
-            let entry = entry.map_err(read_err)?;
-            let file = entry.file_name();
-            let Some(class) = self.classify(file.as_bytes()) else {
-                continue;
-            };
-            let path = entry.path();
-            // Gone between readdir and lstat: nothing to report.
-            let Ok(meta) = std::fs::symlink_metadata(&path) else {
-                continue;
-            };
-            match class {
-                Entry::Object(name) => inv.objects.push(ObjectInfo::from_meta(name, path, &meta)),
-                Entry::Lock(name) => {
-                    let kind = AuxKind::Lock { name };
-                    inv.locks
-                        .push(LockInfo::probed(kind, path, &meta, &checks, &holders));
-                }
-                Entry::Temp => {
-                    inv.locks.push(LockInfo::probed(
-                        AuxKind::Temp,
-                        path,
-                        &meta,
-                        &checks,
-                        &holders,
-                    ));
-                }
+    // Longest data prefix first, so that "sem.x" is a semaphore, not the object "/sem.x".
+    let mut kinds = ObjectKind::ALL;
+    kinds.sort_by_key(|k| std::cmp::Reverse(k.data_prefix(layout).len()));
+    for kind in kinds {
+        if let Some(rest) = file.strip_prefix(kind.data_prefix(layout).as_bytes()) {
+            if rest.is_empty() || rest == b"." || rest == b".." {
+                return None;
             }
+            return Some(Entry::Object(kind, slashed(rest)));
         }
-        inv.objects.sort_by(|a, b| a.path.cmp(&b.path));
-        inv.locks.sort_by(|a, b| a.path.cmp(&b.path));
-        Ok(inv)
     }
+    None
+}
 
-    /// What `lstat` says about the object `name`, without opening it.
-    ///
-    /// # Errors
-    /// - `EINVAL`: the name breaks the rules (see [`ShmDir::open`]).
-    /// - `ENOENT`: no such object.
-    /// - `ENAMETOOLONG`, `EACCES`, `ENOTDIR`: as `lstat(2)`.
-    ///
-    /// # Example
-    /// ```
-    /// use tmpshm::{ShmDir, ShmOptions};
-    /// let dir = tempfile::tempdir()?;
-    /// let shm = ShmDir::new(dir.path());
-    /// ShmOptions::new().dir(shm.clone()).size(100).mode(0o640).create("/doc-stat")?;
-    /// let info = shm.stat("/doc-stat")?;
-    /// assert_eq!((info.size, info.mode), (100, 0o640));
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn stat<P: ?Sized + NixPath>(&self, name: &P) -> Result<ObjectInfo> {
-        let paths = self.paths(name)?;
-        let path = as_path(&paths.data).to_path_buf();
-        let meta = std::fs::symlink_metadata(&path).map_err(|e| io_error(&e, Op::Check, &path))?;
-        let shown = name
-            .with_nix_path(|c| OsStr::from_bytes(c.to_bytes()).to_os_string())
-            .unwrap_or_default();
-        Ok(ObjectInfo::from_meta(shown, path, &meta))
-    }
-
-    /// The lock file of `name` and whether a live process holds it, probed as
-    /// [`ShmDir::list`] probes it; `None` when there is no lock file (or, in a layout without
-    /// locks, can be none). Looks at that one file only.
-    ///
-    /// # Errors
-    /// - `EINVAL`: the name breaks the rules (see [`ShmDir::open`]).
-    /// - `ENAMETOOLONG`, `EACCES`, `ENOTDIR`: as `lstat(2)` of the lock path.
-    ///
-    /// # Example
-    /// ```
-    /// let dir = tempfile::tempdir()?;
-    /// let shm = tmpshm::ShmDir::new(dir.path());
-    /// assert!(shm.lock_info("/doc-li")?.is_none()); // no one is creating it
-    /// std::fs::write(dir.path().join(".SHMLdoc-li"), b"")?; // left by a dead process
-    /// assert_eq!(shm.lock_info("/doc-li")?.unwrap().state, tmpshm::LockState::Stale);
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn lock_info<P: ?Sized + NixPath>(&self, name: &P) -> Result<Option<LockInfo>> {
-        let paths = self.paths(name)?;
-        let Some(lock) = paths.lock.as_deref() else {
-            return Ok(None);
+/// [`ShmDir::list`].
+pub(crate) fn list(dir: &ShmDir) -> Result<Inventory> {
+    let path = dir.dir();
+    let read_err = |e: std::io::Error| io_error(&e, Op::List, path);
+    let mut inv = Inventory::default();
+    let call = dir.call();
+    let holders = Holders::default();
+    for entry in std::fs::read_dir(path).map_err(read_err)? {
+        let entry = entry.map_err(read_err)?;
+        let file = entry.file_name();
+        let Some(class) = classify(dir, file.as_bytes()) else {
+            continue;
         };
-        let path = as_path(lock).to_path_buf();
-        let meta = match std::fs::symlink_metadata(&path) {
-            Ok(meta) => meta,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(io_error(&e, Op::Check, &path)),
+        let path = entry.path();
+        // Gone between readdir and lstat: nothing to report.
+        let Ok(meta) = std::fs::symlink_metadata(&path) else {
+            continue;
         };
-        let shown = name
-            .with_nix_path(|c| OsStr::from_bytes(c.to_bytes()).to_os_string())
-            .unwrap_or_default();
-        let kind = AuxKind::Lock { name: shown };
-        let holders = Holders::default();
-        Ok(Some(LockInfo::probed(
-            kind,
-            path,
-            &meta,
-            &self.checks(),
-            &holders,
-        )))
-    }
-
-    /// Removes the lock files and temporary files that no live process holds.
-    ///
-    /// Safe against a holder arriving at the same moment (see the module docs). Files of other
-    /// users are left alone unless cross-user sharing is on.
-    ///
-    /// # Errors
-    /// - `ENOENT`, `ENOTDIR`, `EACCES`: reading the directory failed. Failures on single files
-    ///   (`EPERM`: another user's; `EACCES`: not readable) go into [`GcReport::failed`].
-    ///
-    /// # Example
-    /// ```
-    /// let dir = tempfile::tempdir()?;
-    /// std::fs::write(dir.path().join(".SHMLcrashed"), b"")?; // left by a dead process
-    /// let report = tmpshm::ShmDir::new(dir.path()).gc()?;
-    /// assert_eq!(report.removed, vec![dir.path().join(".SHMLcrashed")]);
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn gc(&self) -> Result<GcReport> {
-        let inv = self.list()?;
-        let checks = self.checks();
-        let mut report = GcReport::default();
-        for lock in inv.locks {
-            if let LockState::Held { .. } = lock.state {
-                report.held.push(lock.path);
-                continue;
+        match class {
+            Entry::Object(kind, name) => inv.objects.push(object_info(kind, name, path, &meta)),
+            Entry::Lock(kind, name) => {
+                let kind = AuxKind::Lock { kind, name };
+                inv.locks.push(probed(kind, path, &meta, &call, &holders));
             }
-            match collect(&lock.path, &checks) {
-                Ok(Collected::Removed) => report.removed.push(lock.path),
-                Ok(Collected::Held) => report.held.push(lock.path),
-                Ok(Collected::Gone) => {}
-                Err(e) => report.failed.push(e),
+            Entry::Temp(kind) => {
+                let kind = AuxKind::Temp { kind };
+                inv.locks.push(probed(kind, path, &meta, &call, &holders));
             }
         }
-        Ok(report)
     }
+    inv.objects.sort_by(|a, b| a.path.cmp(&b.path));
+    inv.locks.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(inv)
 }
 
-impl LockInfo {
-    fn probed(
-        kind: AuxKind,
-        path: PathBuf,
-        meta: &std::fs::Metadata,
-        checks: &Checks<'_>,
-        holders: &Holders,
-    ) -> Self {
-        LockInfo {
-            kind,
-            uid: meta.uid(),
-            size: meta.len(),
-            modified: modified(meta),
-            state: probe(&path, checks, holders),
-            path,
+/// [`ShmDir::stat`] for any kind.
+pub(crate) fn stat(dir: &ShmDir, kind: ObjectKind, name: &[u8]) -> Result<ObjectInfo> {
+    let t = dir.target(name, kind, Op::Name)?;
+    let data = t.data().map_err(|f| dir.error(f, Some(&t), name))?;
+    let path = data.as_path().to_path_buf();
+    let meta = std::fs::symlink_metadata(&path).map_err(|e| io_error(&e, Op::Check, &path))?;
+    Ok(object_info(kind, OsStr::from_bytes(name).to_os_string(), path, &meta))
+}
+
+/// [`ShmDir::lock_info`] for any kind.
+pub(crate) fn lock_info(dir: &ShmDir, kind: ObjectKind, name: &[u8]) -> Result<Option<LockInfo>> {
+    let t = dir.target(name, kind, Op::Name)?;
+    let Some(lock) = t.lock().map_err(|f| dir.error(f, Some(&t), name))? else {
+        return Ok(None);
+    };
+    let path = lock.as_path().to_path_buf();
+    let meta = match std::fs::symlink_metadata(&path) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io_error(&e, Op::Check, &path)),
+    };
+    let aux = AuxKind::Lock {
+        kind,
+        name: OsStr::from_bytes(name).to_os_string(),
+    };
+    Ok(Some(probed(aux, path, &meta, &dir.call(), &Holders::default())))
+}
+
+/// [`ShmDir::gc`].
+pub(crate) fn gc(dir: &ShmDir) -> Result<GcReport> {
+    let inv = list(dir)?;
+    let call = dir.call();
+    let mut report = GcReport::default();
+    for lock in inv.locks {
+        if let LockState::Held { .. } = lock.state {
+            report.held.push(lock.path);
+            continue;
+        }
+        let role = match lock.kind {
+            AuxKind::Lock { .. } => Role::Lock,
+            AuxKind::Temp { .. } => Role::Temp,
+        };
+        match collect(&lock.path, role, &call) {
+            Ok(Collected::Removed) => report.removed.push(lock.path),
+            Ok(Collected::Held) => report.held.push(lock.path),
+            Ok(Collected::Gone) => {}
+            Err(e) => report.failed.push(e),
         }
     }
+    Ok(report)
 }
 
-/// Whether `rest` (after `.SHMT`) is `<pid>.<n>`, as a sized create names its temporary file.
-fn is_temp_suffix(rest: &[u8]) -> bool {
-    let digits = |s: &[u8]| !s.is_empty() && s.iter().all(u8::is_ascii_digit);
-    let mut parts = rest.splitn(2, |&b| b == b'.');
-    match (parts.next(), parts.next()) {
-        (Some(pid), Some(n)) => digits(pid) && digits(n),
-        _ => false,
+fn probed(
+    kind: AuxKind,
+    path: PathBuf,
+    meta: &std::fs::Metadata,
+    call: &Call<'_>,
+    holders: &Holders,
+) -> LockInfo {
+    let role = match kind {
+        AuxKind::Lock { .. } => Role::Lock,
+        AuxKind::Temp { .. } => Role::Temp,
+    };
+    LockInfo {
+        kind,
+        uid: meta.uid(),
+        size: meta.len(),
+        modified: modified(meta),
+        state: probe(&path, role, call, holders),
+        path,
     }
 }
 
-impl ObjectInfo {
-    fn from_meta(name: OsString, path: PathBuf, meta: &std::fs::Metadata) -> ObjectInfo {
-        ObjectInfo {
-            name,
-            kind: FileKind::of(meta.file_type()),
-            size: meta.len(),
-            mode: meta.mode() & 0o7777,
-            uid: meta.uid(),
-            gid: meta.gid(),
-            nlink: meta.nlink(),
-            modified: modified(meta),
-            path,
-        }
+fn object_info(
+    kind: ObjectKind,
+    name: OsString,
+    path: PathBuf,
+    meta: &std::fs::Metadata,
+) -> ObjectInfo {
+    ObjectInfo {
+        kind,
+        name,
+        file: FileKind::of(meta.file_type()),
+        size: meta.len(),
+        mode: meta.mode() & 0o7777,
+        uid: meta.uid(),
+        gid: meta.gid(),
+        nlink: meta.nlink(),
+        modified: modified(meta),
+        path,
     }
 }
 
@@ -453,20 +368,19 @@ fn c_path(path: &Path) -> CString {
     CString::new(path.as_os_str().as_bytes()).unwrap_or_default()
 }
 
-fn open_quietly(path: &CStr) -> nix::Result<OwnedFd> {
+fn open_quietly(call: &Call<'_>, role: Role, path: &CStr) -> nix::Result<OwnedFd> {
     let flags = OFlag::O_RDONLY
         | OFlag::O_NOFOLLOW
         | OFlag::O_NONBLOCK
         | OFlag::O_CLOEXEC
         | OFlag::O_NOCTTY;
-    eintr::retry(|| open(path, flags, Mode::empty()))
+    call.open(role, path, flags, Mode::empty())
 }
 
 /// `flock(LOCK_SH|LOCK_NB)` on a read-only fd: refused means held.
-fn probe(path: &Path, checks: &Checks<'_>, holders: &Holders) -> LockState {
+fn probe(path: &Path, role: Role, call: &Call<'_>, holders: &Holders) -> LockState {
     let c = c_path(path);
-    checks.emit_call("probe flock(LOCK_SH|LOCK_NB)", &c);
-    let fd = match open_quietly(&c) {
+    let fd = match open_quietly(call, role, &c) {
         Ok(fd) => fd,
         Err(e) => return LockState::Unknown(e),
     };
@@ -475,39 +389,27 @@ fn probe(path: &Path, checks: &Checks<'_>, holders: &Holders) -> LockState {
         Ok(_) => return LockState::Unknown(Errno::EINVAL),
         Err(e) => return LockState::Unknown(e),
     };
-    let state = match eintr::flock(fd, FlockArg::LockSharedNonblock) {
-        Ok(probed) => {
-            eintr::unlock_and_close(probed);
-            LockState::Stale
-        }
-        Err((_, Errno::EWOULDBLOCK)) => LockState::Held {
+    match call.probe(role, &c, fd.as_fd()) {
+        Ok(false) => LockState::Stale,
+        Ok(true) => LockState::Held {
             pid: holders.pid(&st),
         },
-        Err((_, e)) => LockState::Unknown(e),
-    };
-    checks.emit_call(
-        match state {
-            LockState::Held { .. } => "  -> held by a live process",
-            LockState::Stale => "  -> free (stale)",
-            LockState::Unknown(_) => "  -> unknown",
-        },
-        &c,
-    );
-    state
+        Err(e) => LockState::Unknown(e),
+    }
 }
 
 /// `/proc/locks`, read at most once per listing (and only if some file is held), however many
 /// files are probed: per file it would make a listing quadratic in the number of held locks.
 #[derive(Default)]
-struct Holders(std::cell::OnceCell<Option<lock::HolderMap>>);
+struct Holders(OnceCell<Option<HolderMap>>);
 
 impl Holders {
     /// The pid that `/proc/locks` gives for a `flock` on this inode, for display only.
     fn pid(&self, st: &FileStat) -> Option<u32> {
         self.0
-            .get_or_init(lock::flock_holders)
+            .get_or_init(sys::flock_holders)
             .as_ref()?
-            .get(&lock::holder_key(st))
+            .get(&sys::holder_key(st))
             .copied()
     }
 }
@@ -519,10 +421,10 @@ enum Collected {
 }
 
 /// The release step of the lock protocol, applied to a file no one may hold.
-fn collect(path: &Path, checks: &Checks<'_>) -> Result<Collected> {
+fn collect(path: &Path, role: Role, call: &Call<'_>) -> Result<Collected> {
     let c = c_path(path);
     let fail = |e: Errno| Error::new(e, Op::Unlink, path);
-    let fd = match open_quietly(&c) {
+    let fd = match open_quietly(call, role, &c) {
         Ok(fd) => fd,
         Err(Errno::ENOENT) => return Ok(Collected::Gone),
         Err(e) => return Err(fail(e)),
@@ -531,34 +433,28 @@ fn collect(path: &Path, checks: &Checks<'_>) -> Result<Collected> {
     if !is_regular(&st) {
         return Err(fail(Errno::EINVAL).because("not a regular file; remove it by hand"));
     }
-    if !checks.cross_user && st.st_uid != checks.euid().as_raw() {
+    if !call.cross_user && st.st_uid != call.euid().as_raw() {
         return Err(fail(Errno::EPERM).because(format!(
             "owned by uid {}, not by us; allow cross-user sharing to collect it",
             st.st_uid
         )));
     }
-    checks.emit_call("gc flock(LOCK_EX|LOCK_NB)", &c);
-    let locked = match eintr::flock(fd, FlockArg::LockExclusiveNonblock) {
+    let locked = match call.lock(role, &c, fd, false) {
         Ok(l) => l,
         Err((_, Errno::EWOULDBLOCK)) => return Ok(Collected::Held),
         Err((_, e)) => return Err(fail(e)),
     };
-    let done = (|| {
-        let held = fstat(locked.as_fd()).map_err(fail)?;
-        if held.st_nlink == 0 {
-            return Ok(Collected::Gone);
-        }
-        match eintr::retry(|| lstat(c.as_c_str())) {
-            Ok(now) if same_file(&now, &held) => {}
-            // Released and replaced by a new file that we do not hold: leave it.
-            Ok(_) | Err(Errno::ENOENT) => return Ok(Collected::Gone),
-            Err(e) => return Err(fail(e)),
-        }
-        checks.emit_call("gc unlink (holding the flock)", &c);
-        eintr::retry(|| unlink(c.as_c_str())).map_err(fail)?;
-        Ok(Collected::Removed)
-    })();
-    // Never through nix's `Flock` drop, which panics if unlocking fails.
-    eintr::unlock_and_close(locked);
-    done
+    let held = fstat(locked.as_fd()).map_err(fail)?;
+    if held.st_nlink == 0 {
+        return Ok(Collected::Gone);
+    }
+    match retry(|| lstat(c.as_c_str())) {
+        Ok(now) if same_file(&now, &held) => {}
+        // Released and replaced by a new file that we do not hold: leave it.
+        Ok(_) | Err(Errno::ENOENT) => return Ok(Collected::Gone),
+        Err(e) => return Err(fail(e)),
+    }
+    call.unlink(role, &c).map_err(fail)?;
+    // `locked` unlocks and closes here, after the unlink.
+    Ok(Collected::Removed)
 }

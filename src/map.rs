@@ -15,8 +15,9 @@
 //! process. Only processes that can open the object for writing can do that, so they must
 //! agree not to.
 
+#![allow(unsafe_code)]
+
 use std::os::fd::AsFd;
-use std::path::Path;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU8, Ordering};
 
@@ -44,12 +45,12 @@ pub enum Access {
 ///
 /// # Example
 /// ```
-/// use tmpshm::{Access, Mapping, OFlag, ShmDir};
+/// use tmpshm::{Access, Mapping, Mode, OFlag, ShmDir};
 /// let dir = tempfile::tempdir()?;
 /// let shm = ShmDir::new(dir.path());
-/// let fd = shm.open("/doc-map", OFlag::O_CREAT | OFlag::O_RDWR, 0o600)?;
+/// let fd = shm.open("/doc-map", OFlag::O_CREAT | OFlag::O_RDWR, Mode::S_IRWXU)?;
 /// // Still 0 bytes long: a clear error rather than SIGBUS.
-/// assert_eq!(Mapping::new(&fd, 4096, Access::ReadWrite).unwrap_err().raw_os_error(), Some(libc::EINVAL));
+/// assert_eq!(Mapping::new(&fd, 4096, Access::ReadWrite).unwrap_err().raw_os_error(), libc::EINVAL);
 /// nix::unistd::ftruncate(&fd, 4096)?;
 /// let map = Mapping::new(&fd, 4096, Access::ReadWrite)?;
 /// map.write_at(0, b"hello")?;
@@ -61,9 +62,9 @@ pub enum Access {
 ///
 /// memmap2 works on the same fd, for code that wants slices (and takes on their `unsafe`):
 /// ```
-/// use tmpshm::{OFlag, ShmDir};
+/// use tmpshm::{Mode, OFlag, ShmDir};
 /// let dir = tempfile::tempdir()?;
-/// let fd = ShmDir::new(dir.path()).open("/doc-memmap2", OFlag::O_CREAT | OFlag::O_RDWR, 0o600)?;
+/// let fd = ShmDir::new(dir.path()).open("/doc-memmap2", OFlag::O_CREAT | OFlag::O_RDWR, Mode::S_IRWXU)?;
 /// nix::unistd::ftruncate(&fd, 4096)?;
 /// // SAFETY: no other process shares this fresh object, so nobody truncates or writes it.
 /// let mut m = unsafe { memmap2::MmapMut::map_mut(&fd)? };
@@ -105,25 +106,24 @@ impl Mapping {
     /// See [`Mapping`].
     pub fn new(fd: impl AsFd, len: usize, access: Access) -> Result<Mapping> {
         let fd = fd.as_fd();
-        let here = Path::new("<fd>");
-        let st = fstat(fd).map_err(|e| Error::new(e, Op::Map, here))?;
+        let fail = |e| Error::without_path(e, Op::Map);
+        let st = fstat(fd).map_err(fail)?;
         let size = u64::try_from(st.st_size).unwrap_or(0);
         let Some(nz) = std::num::NonZeroUsize::new(len) else {
-            return Err(Error::new(Errno::EINVAL, Op::Map, here)
-                .because("a mapping of 0 bytes; give the length to map"));
+            return Err(fail(Errno::EINVAL).because("a mapping of 0 bytes; give the length to map"));
         };
         if (len as u64) > size {
-            return Err(Error::new(Errno::EINVAL, Op::Map, here).because(format!(
+            return Err(fail(Errno::EINVAL).because(format!(
                 "the object is {size} bytes long, shorter than the {len} bytes asked for (has its creator run ftruncate?); touching the rest would raise SIGBUS"
             )));
         }
         if access == Access::ReadWrite {
-            crate::eintr::reserve(fd, 0, len as u64, true).map_err(|e| match e {
+            crate::sys::reserve(fd, 0, len as u64, true).map_err(|e| match e {
                 // fallocate needs a writable fd, as a read-write mapping does.
-                Errno::EBADF => Error::new(Errno::EACCES, Op::Map, here)
-                    .because("a read-write mapping of an fd opened read-only"),
-                e => Error::new(e, Op::Map, here)
-                    .because(format!("reserving the {len} bytes to map")),
+                Errno::EBADF => {
+                    fail(Errno::EACCES).because("a read-write mapping of an fd opened read-only")
+                }
+                e => fail(e).because(format!("reserving the {len} bytes to map")),
             })?;
         }
         let prot = match access {
@@ -133,7 +133,7 @@ impl Mapping {
         // SAFETY: a fresh mapping (no address hint) of a file we checked is long enough; it
         // aliases no Rust object, and the pointer is only used through the copies below.
         let ptr = unsafe { mmap(None, nz, prot, MapFlags::MAP_SHARED, fd, 0) }
-            .map_err(|e| Error::new(e, Op::Map, here))?;
+            .map_err(fail)?;
         Ok(Mapping {
             ptr: ptr.cast(),
             len,
@@ -168,7 +168,7 @@ impl Mapping {
         match offset.checked_add(n) {
             Some(end) if end <= self.len => Ok(()),
             _ => Err(
-                Error::new(Errno::EINVAL, Op::Map, "<mapping>").because(format!(
+                Error::without_path(Errno::EINVAL, Op::Map).because(format!(
                     "bytes {offset}..{} are outside the {}-byte mapping",
                     offset.saturating_add(n),
                     self.len
@@ -197,7 +197,7 @@ impl Mapping {
     pub fn write_at(&self, offset: usize, data: &[u8]) -> Result<()> {
         if self.access != Access::ReadWrite {
             return Err(
-                Error::new(Errno::EACCES, Op::Map, "<mapping>").because("the mapping is read-only")
+                Error::without_path(Errno::EACCES, Op::Map).because("the mapping is read-only")
             );
         }
         self.range(offset, data.len())?;

@@ -1,86 +1,153 @@
-//! Name rules and path mapping: the first layer of illumos's `pos4obj`.
+//! Names and paths: the first layer of illumos's `pos4obj`.
 //!
-//! A name is checked here before anything touches the file system, so a bad name
-//! never creates a lock file or reaches a syscall.
+//! An object name is checked here before anything touches the file system, so a bad name never
+//! creates a lock file or reaches a syscall. A checked name maps to files in the directory by
+//! the object's kind (shared memory `.SHMD`/`.SHML`, semaphores `.SEMD`/`.SEML`) and the
+//! layout; the paths are built on the stack.
 
-use std::ffi::{CStr, CString};
-use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
+use crate::error::{At, Fail, Op, Why};
+use crate::sys::StackPath;
 
-use nix::errno::Errno;
-
-/// Where objects live inside the directory: the file-name prefixes of the data and lock files.
+/// Where objects live inside the directory: the file names of data and lock files.
 ///
-/// [`Layout::ILLUMOS`] is the default and the point of this crate. [`Layout::GLIBC`] names files
-/// the way glibc does in `/dev/shm` (no prefix, no lock file) so that tmpshm and the system's native
-/// `shm_open` can open each other's objects.
+/// # Example
+/// ```
+/// use tmpshm::{Layout, ObjectKind};
+/// assert_eq!(ObjectKind::Shm.data_prefix(Layout::Illumos), ".SHMD");
+/// assert_eq!(ObjectKind::Shm.lock_prefix(Layout::Glibc), None);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum Layout {
+    /// `<dir>/.SHMD<name>`, created under the lock file `<dir>/.SHML<name>` (semaphores
+    /// `.SEMD`/`.SEML`), as illumos libc does. The default, and the point of this crate.
+    #[default]
+    Illumos,
+    /// `<dir>/<name>` (semaphores `<dir>/sem.<name>`) with no lock file, as glibc and musl do
+    /// in `/dev/shm`: tmpshm and the system's native calls can then open each other's
+    /// objects.
+    Glibc,
+}
+
+/// The kind of a POSIX object: what its files are called.
+///
+/// # Example
+/// ```
+/// use tmpshm::{Layout, ObjectKind};
+/// assert_eq!(ObjectKind::Sem.data_prefix(Layout::Illumos), ".SEMD");
+/// assert_eq!(ObjectKind::Sem.data_prefix(Layout::Glibc), "sem.");
+/// assert_eq!(ObjectKind::Shm.temp_prefix(), ".SHMT");
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Layout {
-    data_prefix: &'static str,
-    lock_prefix: Option<&'static str>,
+#[non_exhaustive]
+pub enum ObjectKind {
+    /// Shared memory (`shm_open`).
+    Shm,
+    /// A named semaphore (`sem_open`).
+    Sem,
 }
 
-impl Layout {
-    /// `<dir>/.SHMD<name>` guarded by `<dir>/.SHML<name>`, as illumos libc does.
-    pub const ILLUMOS: Layout = Layout {
-        data_prefix: ".SHMD",
-        lock_prefix: Some(".SHML"),
-    };
-    /// `<dir>/<name>` with no lock file, as glibc and musl do in `/dev/shm`.
-    pub const GLIBC: Layout = Layout {
-        data_prefix: "",
-        lock_prefix: None,
-    };
+impl ObjectKind {
+    /// Every kind.
+    pub const ALL: [ObjectKind; 2] = [ObjectKind::Shm, ObjectKind::Sem];
 
-    /// The prefix of data files (`".SHMD"` for illumos, `""` for glibc).
-    pub fn data_prefix(&self) -> &'static str {
-        self.data_prefix
+    /// A short lowercase name: `"shm"`, `"sem"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ObjectKind::Shm => "shm",
+            ObjectKind::Sem => "sem",
+        }
     }
 
-    /// The prefix of lock files, or `None` when the layout creates without a lock.
-    pub fn lock_prefix(&self) -> Option<&'static str> {
-        self.lock_prefix
+    /// The file-name prefix of data files.
+    pub fn data_prefix(self, layout: Layout) -> &'static str {
+        match (self, layout) {
+            (ObjectKind::Shm, Layout::Illumos) => ".SHMD",
+            (ObjectKind::Sem, Layout::Illumos) => ".SEMD",
+            (ObjectKind::Shm, Layout::Glibc) => "",
+            (ObjectKind::Sem, Layout::Glibc) => "sem.",
+        }
+    }
+
+    /// The file-name prefix of lock files, or `None` in a layout that creates without one.
+    pub fn lock_prefix(self, layout: Layout) -> Option<&'static str> {
+        match (self, layout) {
+            (ObjectKind::Shm, Layout::Illumos) => Some(".SHML"),
+            (ObjectKind::Sem, Layout::Illumos) => Some(".SEML"),
+            (_, Layout::Glibc) => None,
+        }
+    }
+
+    /// The file-name prefix of the temporary files of an atomic create (`.SHMT`, `.SEMT`).
+    pub fn temp_prefix(self) -> &'static str {
+        match self {
+            ObjectKind::Shm => ".SHMT",
+            ObjectKind::Sem => ".SEMT",
+        }
     }
 }
 
-impl Default for Layout {
-    fn default() -> Self {
-        Layout::ILLUMOS
-    }
-}
-
-/// Checks an object name against the rules and returns the part after the leading `/`.
+/// Anything that names an object: `&str`, `String`, `&String`, `&OsStr`, `OsString`, `&CStr`,
+/// `CString`, `&[u8]`, `Vec<u8>`, `&[u8; N]`, `&Path`, `PathBuf`. The name is its bytes (a
+/// C string without its NUL); the rules are checked when it is used.
 ///
-/// The rules (see the README's errno table):
-/// - it must start with `/` and contain no other `/` (`EINVAL`);
-/// - `"/"` alone is refused (`EINVAL`): it names no object (illumos accepts it as the file
-///   `.SHMD`; glibc, musl and NetBSD refuse it);
-/// - a NUL byte is refused (`EINVAL`); every other byte is legal, UTF-8 or not;
-/// - with a prefix-less layout, `"/."` and `"/.."` are refused (`EINVAL`): they would name the
-///   directory itself or its parent. With the illumos layout they are ordinary files
-///   (`.SHMD.`, `.SHMD..`).
-///
-/// Length is not checked here: the directory's own file system enforces `NAME_MAX` (what
-/// `pathconf(dir, _PC_NAME_MAX)` reports) when the file is opened, and answers `ENAMETOOLONG`.
-pub(crate) fn check(name: &[u8], layout: Layout) -> Result<&[u8], NameError> {
-    let rest = match name.split_first() {
-        Some((b'/', rest)) => rest,
-        Some(_) => return Err(NameError::NoLeadingSlash),
-        None => return Err(NameError::Empty),
+/// # Example
+/// ```
+/// use tmpshm::ObjectName;
+/// let owned = String::from("/x");
+/// assert_eq!(owned.name_bytes(), b"/x");
+/// assert_eq!(c"/x".name_bytes(), b"/x");
+/// assert_eq!((&owned).name_bytes(), b"/x");
+/// ```
+pub trait ObjectName {
+    /// The name's bytes.
+    fn name_bytes(&self) -> &[u8];
+}
+
+impl<T: ObjectName + ?Sized> ObjectName for &T {
+    fn name_bytes(&self) -> &[u8] {
+        (**self).name_bytes()
+    }
+}
+
+macro_rules! object_name {
+    ($($t:ty => |$s:ident| $e:expr),* $(,)?) => {
+        $(impl ObjectName for $t {
+            fn name_bytes(&self) -> &[u8] {
+                let $s = self;
+                $e
+            }
+        })*
     };
-    if rest.is_empty() {
-        return Err(NameError::SlashOnly);
+}
+
+object_name! {
+    str => |s| s.as_bytes(),
+    String => |s| s.as_bytes(),
+    std::ffi::OsStr => |s| std::os::unix::ffi::OsStrExt::as_bytes(s),
+    std::ffi::OsString => |s| std::os::unix::ffi::OsStrExt::as_bytes(s.as_os_str()),
+    std::ffi::CStr => |s| s.to_bytes(),
+    std::ffi::CString => |s| s.as_bytes(),
+    [u8] => |s| s,
+    Vec<u8> => |s| s,
+    std::path::Path => |s| std::os::unix::ffi::OsStrExt::as_bytes(s.as_os_str()),
+    std::path::PathBuf => |s| std::os::unix::ffi::OsStrExt::as_bytes(s.as_os_str()),
+}
+
+impl<const N: usize> ObjectName for [u8; N] {
+    fn name_bytes(&self) -> &[u8] {
+        self
     }
-    if rest.contains(&b'/') {
-        return Err(NameError::InnerSlash);
-    }
-    if rest.contains(&0) {
-        return Err(NameError::Nul);
-    }
-    if layout.data_prefix.is_empty() && (rest == b"." || rest == b"..") {
-        return Err(NameError::DotName);
-    }
-    Ok(rest)
+}
+
+/// Which names are accepted, and how they map to files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum NameRule {
+    /// illumos: exactly one leading `/`, no other `/`.
+    Strict,
+    /// glibc: every leading `/` is dropped (`"x"`, `"/x"`, `"//x"` are one object), then no
+    /// other `/`. The interposers of the preload library stand in for glibc's calls.
+    Glibc,
 }
 
 /// Why a name was refused. Every variant is `EINVAL`.
@@ -95,10 +162,6 @@ pub(crate) enum NameError {
 }
 
 impl NameError {
-    pub(crate) fn errno(self) -> Errno {
-        Errno::EINVAL
-    }
-
     pub(crate) fn reason(self) -> &'static str {
         match self {
             NameError::Empty => "the name is empty; it must be \"/\" followed by a file name",
@@ -111,60 +174,152 @@ impl NameError {
     }
 }
 
-/// The files behind one object name in one directory.
-#[derive(Debug, Clone)]
-pub(crate) struct ObjectPaths {
-    pub(crate) data: CString,
-    pub(crate) lock: Option<CString>,
+/// Checks an object name and returns the part that goes into file names.
+///
+/// The strict rules:
+/// - it must start with `/` and contain no other `/` (`EINVAL`);
+/// - `"/"` alone is refused: it names no object (illumos accepts it as the file `.SHMD`;
+///   glibc, musl and NetBSD refuse it);
+/// - a NUL byte is refused; every other byte is legal, UTF-8 or not;
+/// - where the data files have no prefix, `"/."` and `"/.."` are refused: they would name the
+///   directory itself or its parent. With a prefix they are ordinary files (`.SHMD.`).
+///
+/// Length is not checked here: the directory's own file system enforces `NAME_MAX` when the
+/// file is opened, and answers `ENAMETOOLONG`.
+pub(crate) fn check(
+    name: &[u8],
+    rule: NameRule,
+    layout: Layout,
+    kind: ObjectKind,
+) -> Result<&[u8], NameError> {
+    let rest = match rule {
+        NameRule::Strict => match name.split_first() {
+            Some((b'/', [])) => return Err(NameError::SlashOnly),
+            Some((b'/', rest)) => rest,
+            Some(_) => return Err(NameError::NoLeadingSlash),
+            None => return Err(NameError::Empty),
+        },
+        NameRule::Glibc => {
+            let rest = &name[name.iter().take_while(|&&b| b == b'/').count()..];
+            if rest.is_empty() {
+                return Err(if name.is_empty() {
+                    NameError::Empty
+                } else {
+                    NameError::SlashOnly
+                });
+            }
+            rest
+        }
+    };
+    if rest.contains(&b'/') {
+        return Err(NameError::InnerSlash);
+    }
+    if rest.contains(&0) {
+        return Err(NameError::Nul);
+    }
+    if kind.data_prefix(layout).is_empty() && (rest == b"." || rest == b"..") {
+        return Err(NameError::DotName);
+    }
+    Ok(rest)
 }
 
-impl ObjectPaths {
-    /// Maps an already-checked name (the bytes after '/') into `dir`.
-    ///
-    /// `dir` must not contain NUL; the caller checked it once.
-    pub(crate) fn new(dir: &[u8], layout: Layout, rest: &[u8]) -> ObjectPaths {
-        let join = |prefix: &str| with_joined(dir, prefix, rest, CStr::to_owned);
-        ObjectPaths {
-            data: join(layout.data_prefix),
-            lock: layout.lock_prefix.map(join),
+/// One checked name in one directory: builds the paths of its files on the stack.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Target<'a> {
+    pub(crate) dir: &'a [u8],
+    pub(crate) layout: Layout,
+    pub(crate) kind: ObjectKind,
+    /// The name as given.
+    pub(crate) name: &'a [u8],
+    /// The checked name, as it goes into file names (without its leading `/`).
+    pub(crate) rest: &'a [u8],
+}
+
+impl<'a> Target<'a> {
+    /// Checks `dir` (not empty, no NUL) and `name`; `op` is the operation a refusal names.
+    pub(crate) fn new(
+        dir: &'a [u8],
+        layout: Layout,
+        kind: ObjectKind,
+        name: &'a [u8],
+        rule: NameRule,
+        op: Op,
+    ) -> Result<Target<'a>, Fail> {
+        if dir.is_empty() || dir.contains(&0) {
+            return Err(Fail::new(nix::errno::Errno::EINVAL, op, At::Dir).why(Why::DirPath));
+        }
+        let rest = check(name, rule, layout, kind).map_err(|e| {
+            Fail::new(nix::errno::Errno::EINVAL, op, At::Name).why(Why::Name(e))
+        })?;
+        Ok(Target {
+            dir,
+            layout,
+            kind,
+            name,
+            rest,
+        })
+    }
+
+    fn join(&self, prefix: &str, tail: &[u8], at: At) -> Result<StackPath, Fail> {
+        let slash: &[u8] = if self.dir.ends_with(b"/") { b"" } else { b"/" };
+        StackPath::join(&[self.dir, slash, prefix.as_bytes(), tail]).ok_or_else(|| {
+            Fail::new(nix::errno::Errno::ENAMETOOLONG, Op::Open, at).why(Why::PathTooLong)
+        })
+    }
+
+    /// `<dir>/<data prefix><name>`.
+    pub(crate) fn data(&self) -> Result<StackPath, Fail> {
+        self.join(self.kind.data_prefix(self.layout), self.rest, At::Data)
+    }
+
+    /// `<dir>/<lock prefix><name>`, or `None` in a layout without lock files.
+    pub(crate) fn lock(&self) -> Result<Option<StackPath>, Fail> {
+        match self.kind.lock_prefix(self.layout) {
+            Some(prefix) => self.join(prefix, self.rest, At::Lock).map(Some),
+            None => Ok(None),
         }
     }
-}
 
-/// Calls `f` with `<dir>/<prefix><rest>`, built on the stack when it fits.
-///
-/// Opening an existing object needs only this one path: building it without the heap (and
-/// without the lock path) is what keeps that call close to a bare `open(2)`.
-/// Neither `dir` nor `rest` may contain NUL; the caller checked both.
-pub(crate) fn with_joined<R>(
-    dir: &[u8],
-    prefix: &str,
-    rest: &[u8],
-    f: impl FnOnce(&CStr) -> R,
-) -> R {
-    const STACK: usize = 384;
-    let slash = !dir.ends_with(b"/");
-    let len = dir.len() + usize::from(slash) + prefix.len() + rest.len() + 1;
-    let mut stack = [0u8; STACK];
-    let mut heap = Vec::new();
-    let buf: &mut [u8] = if len <= STACK {
-        &mut stack[..len]
-    } else {
-        heap.resize(len, 0);
-        &mut heap
-    };
-    let mut at = 0;
-    for part in [dir, if slash { b"/" } else { b"" }, prefix.as_bytes(), rest] {
-        buf[at..at + part.len()].copy_from_slice(part);
-        at += part.len();
+    /// `<dir>/<temp prefix><pid>.<n>`: a temporary file of an atomic create.
+    pub(crate) fn temp(&self, pid: u32, n: u64) -> Result<StackPath, Fail> {
+        let mut digits = [0u8; 48];
+        let len = temp_suffix(&mut digits, pid, n);
+        self.join(self.kind.temp_prefix(), &digits[..len], At::Temp(n))
     }
-    // The last byte is the 0 the buffer started with.
-    f(CStr::from_bytes_with_nul(buf).expect("checked for NUL"))
 }
 
-/// Views a C path as a `Path` for error messages and trace output.
-pub(crate) fn as_path(c: &CStr) -> &Path {
-    Path::new(std::ffi::OsStr::from_bytes(c.to_bytes()))
+/// Writes `<pid>.<n>` in decimal into `buf` and returns its length.
+fn temp_suffix(buf: &mut [u8; 48], pid: u32, n: u64) -> usize {
+    fn decimal(out: &mut [u8], mut v: u64) -> usize {
+        let mut tmp = [0u8; 20];
+        let mut i = tmp.len();
+        loop {
+            i -= 1;
+            tmp[i] = b'0' + (v % 10) as u8;
+            v /= 10;
+            if v == 0 {
+                break;
+            }
+        }
+        let len = tmp.len() - i;
+        out[..len].copy_from_slice(&tmp[i..]);
+        len
+    }
+    let mut at = decimal(buf, u64::from(pid));
+    buf[at] = b'.';
+    at += 1;
+    at + decimal(&mut buf[at..], n)
+}
+
+/// Whether `rest` (after a temp prefix) is `<pid>.<n>`, as an atomic create names its
+/// temporary file.
+pub(crate) fn is_temp_suffix(rest: &[u8]) -> bool {
+    let digits = |s: &[u8]| !s.is_empty() && s.iter().all(u8::is_ascii_digit);
+    let mut parts = rest.splitn(2, |&b| b == b'.');
+    match (parts.next(), parts.next()) {
+        (Some(pid), Some(n)) => digits(pid) && digits(n),
+        _ => false,
+    }
 }
 
 #[cfg(test)]
@@ -174,8 +329,8 @@ mod tests {
     #[test]
     fn name_rules_table() {
         use NameError::*;
-        let il = Layout::ILLUMOS;
-        let gl = Layout::GLIBC;
+        let (il, gl) = (Layout::Illumos, Layout::Glibc);
+        let shm = ObjectKind::Shm;
         type Case<'a> = (&'a [u8], Layout, Result<&'a [u8], NameError>);
         let cases: &[Case] = &[
             (b"/blah", il, Ok(b"blah")),
@@ -197,30 +352,79 @@ mod tests {
             (b"/.SHMDx", il, Ok(b".SHMDx")),
         ];
         for (name, layout, want) in cases {
-            assert_eq!(check(name, *layout), *want, "name {:?}", name);
+            assert_eq!(
+                check(name, NameRule::Strict, *layout, shm),
+                *want,
+                "name {name:?}"
+            );
+        }
+        // Semaphores in the glibc layout have a prefix ("sem."), so "." is a file there.
+        assert_eq!(
+            check(b"/.", NameRule::Strict, gl, ObjectKind::Sem),
+            Ok(&b"."[..])
+        );
+    }
+
+    #[test]
+    fn glibc_rule_strips_every_leading_slash() {
+        use NameError::*;
+        let il = Layout::Illumos;
+        let shm = ObjectKind::Shm;
+        let cases: &[(&[u8], Result<&[u8], NameError>)] = &[
+            (b"x", Ok(b"x")),
+            (b"/x", Ok(b"x")),
+            (b"//x", Ok(b"x")),
+            (b"", Err(Empty)),
+            (b"/", Err(SlashOnly)),
+            (b"///", Err(SlashOnly)),
+            (b"/a/b", Err(InnerSlash)),
+            (b"a/", Err(InnerSlash)),
+        ];
+        for (name, want) in cases {
+            assert_eq!(check(name, NameRule::Glibc, il, shm), *want, "{name:?}");
         }
     }
 
     #[test]
-    fn paths_illumos_and_glibc() {
-        let p = ObjectPaths::new(b"/tmp", Layout::ILLUMOS, b"blah");
-        assert_eq!(p.data.as_bytes(), b"/tmp/.SHMDblah");
-        assert_eq!(p.lock.unwrap().as_bytes(), b"/tmp/.SHMLblah");
-        let p = ObjectPaths::new(b"/dev/shm/", Layout::GLIBC, b"blah");
-        assert_eq!(p.data.as_bytes(), b"/dev/shm/blah");
-        assert!(p.lock.is_none());
+    fn paths_by_kind_and_layout() {
+        let t = |dir, layout, kind| Target {
+            dir,
+            layout,
+            kind,
+            name: b"/blah",
+            rest: b"blah",
+        };
+        let p = t(b"/tmp", Layout::Illumos, ObjectKind::Shm);
+        assert_eq!(p.data().unwrap().as_cstr().to_bytes(), b"/tmp/.SHMDblah");
+        let lock = p.lock().unwrap().unwrap();
+        assert_eq!(lock.as_cstr().to_bytes(), b"/tmp/.SHMLblah");
+        assert_eq!(
+            p.temp(12, 345).unwrap().as_cstr().to_bytes(),
+            b"/tmp/.SHMT12.345"
+        );
+        let p = t(b"/dev/shm/", Layout::Glibc, ObjectKind::Shm);
+        assert_eq!(p.data().unwrap().as_cstr().to_bytes(), b"/dev/shm/blah");
+        assert!(p.lock().unwrap().is_none());
+        let p = t(b"/dev/shm", Layout::Glibc, ObjectKind::Sem);
+        assert_eq!(p.data().unwrap().as_cstr().to_bytes(), b"/dev/shm/sem.blah");
+        let p = t(b"/tmp", Layout::Illumos, ObjectKind::Sem);
+        assert_eq!(
+            p.lock().unwrap().unwrap().as_cstr().to_bytes(),
+            b"/tmp/.SEMLblah"
+        );
     }
 
     #[test]
-    fn joined_on_stack_and_heap_agree() {
-        for len in [1, 200, 383, 384, 385, 1000] {
-            let dir = vec![b'd'; len];
-            let built = with_joined(&dir, ".SHMD", b"x", CStr::to_owned);
-            let mut want = dir.clone();
-            want.extend_from_slice(b"/.SHMDx");
-            assert_eq!(built.as_bytes(), want.as_slice(), "dir length {len}");
+    fn temp_suffixes_round_trip() {
+        let mut buf = [0u8; 48];
+        for (pid, n) in [(0, 0), (1, 9), (4_294_967_295, u64::MAX)] {
+            let len = temp_suffix(&mut buf, pid, n);
+            let s = std::str::from_utf8(&buf[..len]).unwrap();
+            assert_eq!(s, format!("{pid}.{n}"));
+            assert!(is_temp_suffix(&buf[..len]));
         }
-        let built = with_joined(b"/tmp/", "", b"y", CStr::to_owned);
-        assert_eq!(built.as_bytes(), b"/tmp/y");
+        assert!(!is_temp_suffix(b"12"));
+        assert!(!is_temp_suffix(b"12.x"));
+        assert!(!is_temp_suffix(b".3"));
     }
 }

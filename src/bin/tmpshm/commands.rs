@@ -15,11 +15,14 @@ use crate::{AlreadyReported, CliError};
 pub fn create(
     shm: &ShmDir,
     name: &OsStr,
-    size: u64,
+    size: usize,
     mode: u32,
     exist_ok: bool,
 ) -> Result<(), CliError> {
-    let opts = ShmOptions::new().dir(shm.clone()).size(size).mode(mode);
+    let opts = ShmOptions::new()
+        .dir(shm.clone())
+        .size(size)
+        .mode(tmpshm::Mode::from_bits_truncate(mode as _));
     let obj = if exist_ok {
         opts.open_or_create(name)?
     } else {
@@ -56,7 +59,8 @@ fn object_json(o: &ObjectInfo) -> Value {
     json!({
         "name": show(&o.name).to_string(),
         "path": show_path(&o.path).to_string(),
-        "kind": o.kind.as_str(),
+        "object": o.kind.as_str(),
+        "kind": o.file.as_str(),
         "size": o.size,
         "mode": format!("{:04o}", o.mode),
         "uid": o.uid,
@@ -71,11 +75,16 @@ fn object_json(o: &ObjectInfo) -> Value {
 fn lock_json(l: &LockInfo) -> Value {
     let (state, pid) = lock_state_json(l.state);
     let (kind, name) = match &l.kind {
-        AuxKind::Lock { name } => ("lock", json!(show(name).to_string())),
+        AuxKind::Lock { name, .. } => ("lock", json!(show(name).to_string())),
         _ => ("temp", Value::Null),
+    };
+    let object = match &l.kind {
+        AuxKind::Lock { kind, .. } | AuxKind::Temp { kind } => kind.as_str(),
+        _ => "unknown",
     };
     json!({
         "kind": kind,
+        "object": object,
         "name": name,
         "path": show_path(&l.path).to_string(),
         "uid": l.uid,
@@ -120,8 +129,8 @@ pub fn ls(shm: &ShmDir, json: bool) -> Result<(), CliError> {
         );
         for o in &inv.objects {
             let mut file = show_path(&o.path).to_string();
-            if o.kind != tmpshm::FileKind::Regular {
-                file.push_str(&format!(" ({}: every open refuses it)", o.kind.as_str()));
+            if o.file != tmpshm::FileKind::Regular {
+                file.push_str(&format!(" ({}: every open refuses it)", o.file.as_str()));
             } else if o.nlink > 1 {
                 file.push_str(&format!(" ({} links: every open refuses it)", o.nlink));
             }
@@ -138,7 +147,7 @@ pub fn ls(shm: &ShmDir, json: bool) -> Result<(), CliError> {
     }
     for l in &inv.locks {
         let what = match &l.kind {
-            AuxKind::Lock { name } => format!("lock of {}", show(name)),
+            AuxKind::Lock { name, .. } => format!("lock of {}", show(name)),
             _ => "temporary file of a create".to_string(),
         };
         println!(
@@ -163,7 +172,7 @@ pub fn stat(shm: &ShmDir, name: &OsStr, json: bool) -> Result<(), CliError> {
     }
     println!("name:     {}", show(&info.name));
     println!("file:     {}", show_path(&info.path));
-    println!("kind:     {}", info.kind.as_str());
+    println!("kind:     {}", info.file.as_str());
     println!("size:     {}", info.size);
     println!("mode:     {:04o}", info.mode);
     println!(
@@ -224,7 +233,8 @@ pub fn write(shm: &ShmDir, name: &OsStr, offset: u64) -> Result<(), CliError> {
             .ok_or("offset + length overflows")?;
         // Grown first through the library, which checks the object and never shrinks it; an
         // empty stdin still grows it to --offset.
-        grew |= obj.grow_to(end)?;
+        let end_len = usize::try_from(end).map_err(|_| "offset + length overflows")?;
+        grew |= obj.grow_to(end_len)?;
         file.write_all_at(&buf[..n], at)
             .map_err(|e| os_err(format!("write {file_path}"), &e))?;
         (at, total) = (end, total + n as u64);

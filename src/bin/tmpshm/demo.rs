@@ -4,7 +4,7 @@ use std::os::fd::AsFd;
 use std::os::unix::fs::MetadataExt;
 use std::process::{Command, Stdio};
 
-use tmpshm::{Access, Escaped, Mapping, OFlag, ShmDir};
+use tmpshm::{Access, Escaped, Mapping, Mode, OFlag, ShmDir};
 
 use crate::fmt::{show_path, show_text, Shown};
 use crate::CliError;
@@ -17,7 +17,8 @@ fn err(e: impl std::fmt::Display) -> CliError {
 }
 
 pub fn run(shm: &ShmDir, name: &str) -> Result<(), CliError> {
-    let fd = shm.open(name, OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_RDWR, 0o600)?;
+    let rw = Mode::S_IRUSR | Mode::S_IWUSR;
+    let fd = shm.open(name, OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_RDWR, rw)?;
     let path = shm.data_path(name)?;
     let shown = Escaped::new(name.as_bytes());
     println!(
@@ -88,7 +89,7 @@ pub fn run(shm: &ShmDir, name: &str) -> Result<(), CliError> {
 }
 
 pub fn read(shm: &ShmDir, name: &str) -> Result<(), CliError> {
-    let fd = shm.open(name, OFlag::O_RDONLY, 0)?;
+    let fd = shm.open(name, OFlag::O_RDONLY, Mode::empty())?;
     let map = Mapping::new(&fd, SIZE, Access::ReadOnly)?;
     let mut buf = [0u8; SIZE];
     map.read_at(0, &mut buf)?;

@@ -137,11 +137,11 @@ pub fn run(shm: &ShmDir, source: &str) -> Result<(), CliError> {
 
     match nix::unistd::pathconf(dir, nix::unistd::PathconfVar::NAME_MAX) {
         Ok(Some(max)) => {
-            let prefix = shm.get_layout().data_prefix().len() as i64;
+            let prefix = tmpshm::ObjectKind::Shm.data_prefix(shm.layout()).len() as i64;
             println!(
                 "NAME_MAX:     {max}: names up to {} bytes after the '/' ({:?} takes {prefix})",
                 max - prefix,
-                shm.get_layout().data_prefix()
+                tmpshm::ObjectKind::Shm.data_prefix(shm.layout())
             );
         }
         Ok(None) => println!("NAME_MAX:     no limit"),

@@ -8,7 +8,7 @@ use std::time::SystemTime;
 use tmpshm::{Escaped, Step};
 
 /// `4096`, `4K`, `4KiB`, `1M`, `2G` (suffixes are powers of 1024).
-pub fn parse_size(s: &str) -> Result<u64, String> {
+pub fn parse_size(s: &str) -> Result<usize, String> {
     let t = s.trim();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (digits, suffix) = t.split_at(split);
@@ -24,6 +24,7 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
     };
     n.checked_mul(1 << shift)
         .filter(|v| *v <= i64::MAX as u64)
+        .and_then(|v| usize::try_from(v).ok())
         .ok_or_else(|| format!("{s:?} is too large"))
 }
 
@@ -79,65 +80,22 @@ impl std::fmt::Display for Shown {
 
 impl std::error::Error for Shown {}
 
-/// `rendered`, which shows `path` lossily somewhere (as `Path::display` does), escaped, with
-/// that path shown byte for byte.
-fn escaped_with_path(rendered: &str, path: &Path) -> String {
-    let lossy = path.display().to_string();
-    match rendered.find(&lossy).filter(|_| !lossy.is_empty()) {
-        Some(at) => format!(
-            "{}{}{}",
-            show_text(&rendered[..at]),
-            show_path(path),
-            show_text(&rendered[at + lossy.len()..])
-        ),
-        None => show_text(rendered).to_string(),
-    }
-}
-
-/// One error, as one line a terminal can show safely. A library error names its path byte for
-/// byte (its own `Display` shows the path lossily); anything else is escaped as a whole.
+/// One error, as one line a terminal can show safely. A library error escapes its own names
+/// and paths; anything else is escaped as a whole.
 pub fn error_line(e: &(dyn std::error::Error + 'static)) -> String {
     if let Some(shown) = e.downcast_ref::<Shown>() {
         return shown.0.clone();
     }
     match e.downcast_ref::<tmpshm::Error>() {
-        Some(err) => escaped_with_path(&e.to_string(), err.path()),
+        Some(err) => err.to_string(),
         None => show_text(&e.to_string()).to_string(),
     }
 }
 
-/// One traced step, as a line a terminal can show safely: names and paths escaped, the
-/// step's own path byte for byte.
+/// One traced step, as a line a terminal can show safely (the library escapes names and
+/// paths in its steps).
 pub fn trace_line(step: &Step<'_>) -> String {
-    let path = match *step {
-        Step::Name { name, data, lock } => {
-            // Its own rendering quotes the name with Rust's escapes; show ours instead.
-            let lock = lock.map_or("no lock file".to_string(), |l| {
-                format!("lock {}", show_path(l))
-            });
-            return format!(
-                "name \"{}\" ok -> data {}, {lock}",
-                Escaped::new(name),
-                show_path(data)
-            );
-        }
-        Step::LockOpen { path, .. }
-        | Step::LockWait { path }
-        | Step::LockRetry { path }
-        | Step::LockAcquired { path }
-        | Step::LockReleased { path }
-        | Step::Open { path, .. }
-        | Step::Checked { path, .. }
-        | Step::Truncate { path, .. }
-        | Step::Unlink { path }
-        | Step::Call { path, .. } => Some(path),
-        _ => None,
-    };
-    let rendered = step.to_string();
-    match path {
-        Some(p) => escaped_with_path(&rendered, p),
-        None => show_text(&rendered).to_string(),
-    }
+    step.to_string()
 }
 
 /// The user name of `uid`, or the number.
@@ -233,8 +191,10 @@ mod tests {
             "name \"/a\\n\\xff\" ok -> data /d/.SHMDa\\n\\xff, lock /d/.SHMLa\\n\\xff"
         );
         let step = Step::Open {
+            role: tmpshm::Role::Object,
             path: data,
-            flags: "O_RDONLY",
+            flags: tmpshm::OFlag::O_RDONLY,
+            mode: tmpshm::Mode::empty(),
         };
         assert_eq!(trace_line(&step), "open /d/.SHMDa\\n\\xff O_RDONLY");
     }

@@ -53,7 +53,7 @@ enum Command {
         name: OsString,
         /// Size in bytes; K, M, G suffixes are powers of 1024.
         #[arg(long, value_parser = fmt::parse_size)]
-        size: u64,
+        size: usize,
         /// Permission bits, octal, set exactly (no umask).
         #[arg(long, value_parser = fmt::parse_mode, default_value = "600")]
         mode: u32,
@@ -211,17 +211,18 @@ fn shm_dir(
     let env = tmpshm::ShmDir::from_env()?;
     let (mut shm, source) = match cli_dir {
         Some(d) => (
-            tmpshm::ShmDir::new(d).cross_user(env.is_cross_user()),
+            tmpshm::ShmDir::new(d).with_cross_user(env.cross_user()),
             "--dir",
         ),
-        None if std::env::var_os(tmpshm::ENV_DIR).is_some_and(|v| !v.is_empty()) => {
+        // A set-user-ID run ignores TMPSHM_DIR: then the directory is the default.
+        None if std::env::var_os(tmpshm::ENV_DIR).is_some_and(|v| v == env.dir().as_os_str()) => {
             (env, "$TMPSHM_DIR")
         }
         None => (env, "default"),
     };
     if trace {
         // A step names paths, and paths end in names anyone may choose.
-        shm = shm.trace(|step| eprintln!("trace: {}", fmt::trace_line(step)));
+        shm = shm.with_trace(|step| eprintln!("trace: {}", fmt::trace_line(step)));
     }
     Ok((shm, source))
 }

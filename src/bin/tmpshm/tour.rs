@@ -6,7 +6,7 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-use tmpshm::{Access, Mapping, OFlag, Shm, ShmDir, ShmOptions, Step};
+use tmpshm::{Access, Mapping, Mode, OFlag, Shm, ShmDir, ShmOptions, Step};
 
 use crate::fmt::{error_line, os_err, show_path, show_text, trace_line, Shown};
 use crate::CliError;
@@ -40,7 +40,7 @@ type Failed = (CliError, Option<i32>);
 
 fn failed(e: tmpshm::Error) -> Failed {
     let errno = e.raw_os_error();
-    (e.into(), errno)
+    (e.into(), Some(errno))
 }
 
 /// Calls `create` with fresh random suffixes until it succeeds, fails for another reason than
@@ -108,7 +108,7 @@ pub fn run(shm: &ShmDir, all_maps: bool) -> Result<(), CliError> {
     let sysv = crate::sysv::tour_part(&mut marks, SIZE)?;
 
     heading("2. POSIX shared memory the illumos way: a file in the directory (tmpshm)");
-    let traced = shm.clone().trace(|step| {
+    let traced = shm.clone().with_trace(|step| {
         // Steps name paths, and the directory's name is anyone's choice: escaped.
         println!("   | {}", trace_line(step));
         if let Step::LockAcquired { path } = step {
@@ -117,8 +117,8 @@ pub fn run(shm: &ShmDir, all_maps: bool) -> Result<(), CliError> {
     });
     let opts = ShmOptions::new()
         .dir(traced.clone())
-        .size(SIZE as u64)
-        .mode(0o600)
+        .size(SIZE)
+        .mode(Mode::S_IRUSR | Mode::S_IWUSR)
         .unlink_on_drop(true);
     let (name, obj): (String, Shm) = with_fresh_name("object", shm.dir(), |suffix| {
         let name = format!("/tour-{suffix}");
@@ -257,7 +257,7 @@ fn snag(shm: &ShmDir) -> Result<(), CliError> {
         shm.open(
             name.as_str(),
             OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_RDWR,
-            0o600,
+            Mode::S_IRUSR | Mode::S_IWUSR,
         )
         .map(|fd| (name, fd))
         .map_err(failed)
@@ -267,7 +267,7 @@ fn snag(shm: &ShmDir) -> Result<(), CliError> {
             "creator: shm_open({name:?}, O_CREAT|O_EXCL|O_RDWR, 0600) = fd {} (not sized yet)",
             fd.as_raw_fd()
         );
-        let opener = shm.open(name.as_str(), OFlag::O_RDWR, 0)?;
+        let opener = shm.open(name.as_str(), OFlag::O_RDWR, Mode::empty())?;
         let size = nix::sys::stat::fstat(opener.as_fd())
             .map(|st| st.st_size)
             .map_err(|e| format!("fstat: {e}"))?;
@@ -282,7 +282,7 @@ fn snag(shm: &ShmDir) -> Result<(), CliError> {
                 error_line(&e)
             ),
         }
-        let opts = ShmOptions::new().dir(shm.clone()).size(SIZE as u64);
+        let opts = ShmOptions::new().dir(shm.clone()).size(SIZE);
         match opts.open(name.as_str()) {
             Ok(_) => println!("opener:  ShmOptions::open unexpectedly accepted a 0-byte object"),
             Err(e) => println!(

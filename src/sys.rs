@@ -1,0 +1,331 @@
+//! The few raw system calls tmpshm needs beyond nix's wrappers, and the small types that make
+//! them safe to use: `EINTR` retry, a path on the stack, a `flock` guard whose drop never
+//! panics, `renameat2`, `fallocate`, the auxiliary vector, the environment, `/proc/locks`.
+//!
+//! Everything here works without the heap (but for the `/proc/locks` reader, which only
+//! listings use), so that the C entry points can promise no allocation on any path.
+#![allow(unsafe_code)]
+
+use std::ffi::{CStr, OsStr};
+use std::mem::MaybeUninit;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+use nix::errno::Errno;
+
+/// Calls `f` until it answers something other than `EINTR`.
+pub(crate) fn retry<T>(mut f: impl FnMut() -> nix::Result<T>) -> nix::Result<T> {
+    loop {
+        match f() {
+            Err(Errno::EINTR) => continue,
+            other => return other,
+        }
+    }
+}
+
+/// The longest path, with its NUL, that `open(2)` takes.
+pub(crate) const PATH_CAP: usize = libc::PATH_MAX as usize;
+
+/// A NUL-terminated path built on the stack (no allocation, no zeroing).
+pub(crate) struct StackPath {
+    buf: [MaybeUninit<u8>; PATH_CAP],
+    /// Bytes before the NUL.
+    len: usize,
+}
+
+impl StackPath {
+    /// The concatenation of `parts`, or `None` if it does not fit `PATH_MAX` (the kernel would
+    /// answer `ENAMETOOLONG`). No part may contain a NUL byte; the callers check names and
+    /// directories for NUL before building paths.
+    pub(crate) fn join(parts: &[&[u8]]) -> Option<StackPath> {
+        let len: usize = parts.iter().map(|p| p.len()).sum();
+        if len >= PATH_CAP {
+            return None;
+        }
+        let mut p = StackPath {
+            buf: [const { MaybeUninit::uninit() }; PATH_CAP],
+            len,
+        };
+        let mut at = 0;
+        for part in parts {
+            debug_assert!(!part.contains(&0), "NUL inside a path part");
+            for (dst, &b) in p.buf[at..at + part.len()].iter_mut().zip(part.iter()) {
+                dst.write(b);
+            }
+            at += part.len();
+        }
+        p.buf[len].write(0);
+        Some(p)
+    }
+
+    /// The path as a C string.
+    pub(crate) fn as_cstr(&self) -> &CStr {
+        // SAFETY: `join` initialised bytes 0..=len, put a NUL at `len` and none before it.
+        unsafe {
+            let bytes = std::slice::from_raw_parts(self.buf.as_ptr().cast::<u8>(), self.len + 1);
+            CStr::from_bytes_with_nul_unchecked(bytes)
+        }
+    }
+
+    /// The path, for messages and traces.
+    pub(crate) fn as_path(&self) -> &Path {
+        as_path(self.as_cstr())
+    }
+}
+
+/// Views a C path as a `Path`.
+pub(crate) fn as_path(c: &CStr) -> &Path {
+    Path::new(OsStr::from_bytes(c.to_bytes()))
+}
+
+/// `flock(LOCK_EX)` held on an open file; dropping it unlocks and closes, and never panics.
+///
+/// The explicit `LOCK_UN` matters when a forked child shares the open file description: a
+/// close alone would leave the lock held for as long as the child keeps its copy. An unlock
+/// that fails (possible only on exotic file systems) is ignored: the close still releases the
+/// lock unless a child shares the file, and a release path must not panic (nor unwind into C).
+#[derive(Debug)]
+pub(crate) struct Locked(OwnedFd);
+
+impl Locked {
+    /// `flock(fd, LOCK_EX)` (`LOCK_EX|LOCK_NB` when `wait` is false), retried on `EINTR`; the
+    /// fd comes back with the error.
+    pub(crate) fn lock(fd: OwnedFd, wait: bool) -> Result<Locked, (OwnedFd, Errno)> {
+        let op = if wait {
+            libc::LOCK_EX
+        } else {
+            libc::LOCK_EX | libc::LOCK_NB
+        };
+        match retry(|| flock(fd.as_fd(), op)) {
+            Ok(()) => Ok(Locked(fd)),
+            Err(e) => Err((fd, e)),
+        }
+    }
+
+    /// The locked file.
+    pub(crate) fn fd(&self) -> &OwnedFd {
+        &self.0
+    }
+
+    /// Unlocks and hands back the fd (which closes at once if unlocking fails: that releases
+    /// the lock as well).
+    pub(crate) fn unlock(self) -> Result<OwnedFd, Errno> {
+        let this = std::mem::ManuallyDrop::new(self);
+        // SAFETY: `this` is never dropped, so the fd is moved out exactly once.
+        let fd = unsafe { std::ptr::read(&this.0) };
+        flock(fd.as_fd(), libc::LOCK_UN).map(|()| fd)
+    }
+}
+
+impl AsFd for Locked {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.0.as_fd()
+    }
+}
+
+impl Drop for Locked {
+    fn drop(&mut self) {
+        let _ = flock(self.0.as_fd(), libc::LOCK_UN);
+    }
+}
+
+/// `flock(2)`.
+pub(crate) fn flock(fd: BorrowedFd<'_>, op: libc::c_int) -> nix::Result<()> {
+    // SAFETY: flock takes an fd and an integer; no memory of ours is involved.
+    Errno::result(unsafe { libc::flock(fd.as_raw_fd(), op) }).map(drop)
+}
+
+/// `renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE)`: moves `from` to `to` unless
+/// something is at `to`, in one step. Called through `syscall(2)`: nix wraps it only for
+/// glibc, and Android's libc only from API level 30.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+#[allow(clippy::unnecessary_cast)] // RENAME_NOREPLACE is c_uint on Linux, c_int on Android
+pub(crate) fn rename_noreplace(from: &CStr, to: &CStr) -> nix::Result<()> {
+    // SAFETY: both paths are NUL-terminated and outlive the call, which only reads them; every
+    // argument is passed as the `long` that the kernel reads.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_renameat2,
+            libc::AT_FDCWD as libc::c_long,
+            from.as_ptr(),
+            libc::AT_FDCWD as libc::c_long,
+            to.as_ptr(),
+            libc::RENAME_NOREPLACE as libc::c_long,
+        )
+    };
+    Errno::result(r).map(drop)
+}
+
+/// No `renameat2` here: the caller links and unlinks instead.
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+pub(crate) fn rename_noreplace(_from: &CStr, _to: &CStr) -> nix::Result<()> {
+    Err(Errno::ENOSYS)
+}
+
+/// Whether [`reserve`] allocated the blocks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Reserved {
+    /// The file system allocated them: writes to the range cannot fail for want of space.
+    Yes,
+    /// The file system cannot reserve (`fallocate` unsupported): nothing was done.
+    Unsupported,
+}
+
+/// `fallocate(2)`: reserves `len` bytes at `offset`, so that a later write to that range
+/// through a mapping cannot raise `SIGBUS` because the file system is full (`ENOSPC` comes
+/// now instead). `keep_size` leaves the file's size alone; otherwise it grows to cover the
+/// range.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+#[allow(clippy::unnecessary_cast)] // off_t differs between libcs
+pub(crate) fn reserve(
+    fd: BorrowedFd<'_>,
+    offset: u64,
+    len: u64,
+    keep_size: bool,
+) -> nix::Result<Reserved> {
+    if len == 0 {
+        return Ok(Reserved::Yes);
+    }
+    let off = i64::try_from(offset).map_err(|_| Errno::EFBIG)?;
+    let n = i64::try_from(len).map_err(|_| Errno::EFBIG)?;
+    let mode = if keep_size {
+        libc::FALLOC_FL_KEEP_SIZE
+    } else {
+        0
+    };
+    let r = retry(|| {
+        // SAFETY: fallocate takes an fd and integers; no memory of ours is involved.
+        Errno::result(unsafe {
+            libc::fallocate(fd.as_raw_fd(), mode, off as libc::off_t, n as libc::off_t)
+        })
+    });
+    match r {
+        Ok(_) => Ok(Reserved::Yes),
+        Err(Errno::EOPNOTSUPP | Errno::ENOSYS) => Ok(Reserved::Unsupported),
+        Err(e) => Err(e),
+    }
+}
+
+/// No `fallocate` here: nothing is reserved.
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+pub(crate) fn reserve(
+    _fd: BorrowedFd<'_>,
+    _offset: u64,
+    _len: u64,
+    _keep_size: bool,
+) -> nix::Result<Reserved> {
+    Ok(Reserved::Unsupported)
+}
+
+/// Whether this process runs with privileges its invoker does not have (set-user-ID,
+/// set-group-ID, file capabilities): then its environment must not be trusted. This is the
+/// test glibc's `secure_getenv` makes.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub(crate) fn secure_execution() -> bool {
+    // SAFETY: getauxval reads the auxiliary vector the kernel gave this process; no memory of
+    // ours is involved.
+    unsafe { libc::getauxval(libc::AT_SECURE) != 0 }
+}
+
+/// Whether this process runs with privileges its invoker does not have.
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+pub(crate) fn secure_execution() -> bool {
+    use nix::unistd::{getegid, geteuid, getgid, getuid};
+    getuid() != geteuid() || getgid() != getegid()
+}
+
+/// `getenv(3)`, without copying: the value as it is in the environment now. For the C entry
+/// points, which must not allocate; the Rust API reads the environment through `std::env`,
+/// which keeps it consistent with `std::env::set_var` in other threads.
+pub(crate) fn getenv(name: &CStr) -> Option<&'static [u8]> {
+    // SAFETY: `name` is NUL-terminated; getenv returns NULL or a NUL-terminated string in the
+    // environment, which lives until the environment is changed. C callers of our entry
+    // points accept that contract, as they do for their own getenv.
+    unsafe {
+        let p = libc::getenv(name.as_ptr());
+        (!p.is_null()).then(|| CStr::from_ptr(p).to_bytes())
+    }
+}
+
+/// `flock` holders by `(major, minor, inode)`: see [`flock_holders`].
+pub(crate) type HolderMap = std::collections::HashMap<(u64, u64, u64), u32>;
+
+/// The pids of every process holding a `flock`, by inode, as `/proc/locks` gives them at one
+/// moment; `None` where it cannot be read.
+///
+/// For display only: `/proc/locks` names the process that *took* a lock, not the processes
+/// that share its open file description now (after a `fork`, or an `exec` of another program),
+/// and inside a PID namespace it hides holders outside it. Nothing decides trust on it.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub(crate) fn flock_holders() -> Option<HolderMap> {
+    let locks = std::fs::read_to_string("/proc/locks").ok()?;
+    let mut map = HolderMap::new();
+    for line in locks.lines() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        // "1: FLOCK  ADVISORY  WRITE 1234 00:1f:5678 0 EOF"; waiters have "->" after the number.
+        if f.len() < 6 || f[1] != "FLOCK" {
+            continue;
+        }
+        let mut id = f[5].split(':');
+        let (Some(maj), Some(min), Some(ino)) = (id.next(), id.next(), id.next()) else {
+            continue;
+        };
+        let (Ok(maj), Ok(min), Ok(ino)) = (
+            u64::from_str_radix(maj, 16),
+            u64::from_str_radix(min, 16),
+            ino.parse::<u64>(),
+        ) else {
+            continue;
+        };
+        // A holder outside our PID namespace shows as 0 or -1: unknown, never "absent".
+        if let Ok(pid) = f[4].parse::<u32>() {
+            if pid > 0 {
+                map.entry((maj, min, ino)).or_insert(pid);
+            }
+        }
+    }
+    Some(map)
+}
+
+/// No `/proc/locks` here.
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+pub(crate) fn flock_holders() -> Option<HolderMap> {
+    None
+}
+
+/// The key of a file in [`flock_holders`].
+#[allow(clippy::unnecessary_cast)] // the types differ between Linux and Android
+pub(crate) fn holder_key(st: &nix::sys::stat::FileStat) -> (u64, u64, u64) {
+    let dev = st.st_dev;
+    (
+        libc::major(dev) as u64,
+        libc::minor(dev) as u64,
+        st.st_ino as u64,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stack_paths_join_and_refuse_what_does_not_fit() {
+        let p = StackPath::join(&[b"/tmp", b"/", b".SHMD", b"x"]).unwrap();
+        assert_eq!(p.as_cstr().to_bytes(), b"/tmp/.SHMDx");
+        assert_eq!(p.as_path(), Path::new("/tmp/.SHMDx"));
+        let long = vec![b'd'; PATH_CAP - 1];
+        assert!(StackPath::join(&[&long]).is_some());
+        assert!(StackPath::join(&[&long, b"x"]).is_none());
+        assert_eq!(StackPath::join(&[]).unwrap().as_cstr().to_bytes(), b"");
+    }
+
+    #[test]
+    fn a_lock_can_be_handed_back_and_taken_again() {
+        let f = tempfile::tempfile().unwrap();
+        let locked = Locked::lock(OwnedFd::from(f), false).unwrap();
+        let fd = locked.unlock().unwrap();
+        let again = Locked::lock(fd, false).unwrap();
+        drop(again);
+    }
+}
