@@ -97,7 +97,14 @@ pub unsafe fn shm_open(name: *const c_char, oflag: c_int, mode: mode_t, names: N
         let name = unsafe { name_arg(name) }?;
         let req = Request::new(OFlag::from_bits_retain(oflag), mode_of(mode))?;
         let s = env::from_process()?;
-        let t = Target::new(s.dir, Layout::Illumos, ObjectKind::Shm, name, names.rule(), Op::Name)?;
+        let t = Target::new(
+            s.dir,
+            Layout::Illumos,
+            ObjectKind::Shm,
+            name,
+            names.rule(),
+            Op::Name,
+        )?;
         let fd = object::open(&Call::new(s.cross_user, None), &t, req)?;
         Ok(fd.into_raw_fd())
     })
@@ -117,8 +124,15 @@ pub unsafe fn shm_unlink(name: *const c_char, names: Names) -> c_int {
     guard(|| {
         let name = unsafe { name_arg(name) }?;
         let s = env::from_process()?;
-        let t = Target::new(s.dir, Layout::Illumos, ObjectKind::Shm, name, names.rule(), Op::Name)
-            .map_err(|f| unlink_name_errno(f, names))?;
+        let t = Target::new(
+            s.dir,
+            Layout::Illumos,
+            ObjectKind::Shm,
+            name,
+            names.rule(),
+            Op::Name,
+        )
+        .map_err(|f| unlink_name_errno(f, names))?;
         object::unlink(&Call::new(s.cross_user, None), &t)?;
         Ok(0)
     })

@@ -31,7 +31,10 @@ pub(crate) struct Settings<'a> {
 }
 
 /// Applies the rules to the values of `TMPSHM_DIR` and `TMPSHM_CROSS_USER`.
-pub(crate) fn settings<'a>(dir: Option<&'a [u8]>, cross: Option<&[u8]>) -> Result<Settings<'a>, Fail> {
+pub(crate) fn settings<'a>(
+    dir: Option<&'a [u8]>,
+    cross: Option<&[u8]>,
+) -> Result<Settings<'a>, Fail> {
     let default = Settings {
         dir: DEFAULT_DIR.as_bytes(),
         dir_from_env: false,
@@ -62,7 +65,10 @@ pub(crate) fn settings<'a>(dir: Option<&'a [u8]>, cross: Option<&[u8]>) -> Resul
 /// [`settings`] from the environment as it is now, read without allocating (for the C entry
 /// points).
 pub(crate) fn from_process() -> Result<Settings<'static>, Fail> {
-    settings(sys::getenv(c"TMPSHM_DIR"), sys::getenv(c"TMPSHM_CROSS_USER"))
+    settings(
+        sys::getenv(c"TMPSHM_DIR"),
+        sys::getenv(c"TMPSHM_CROSS_USER"),
+    )
 }
 
 #[cfg(test)]
@@ -72,11 +78,17 @@ mod tests {
     #[test]
     fn rules() {
         let s = settings(None, None).unwrap();
-        assert_eq!((s.dir, s.dir_from_env, s.cross_user), (&b"/tmp"[..], false, false));
+        assert_eq!(
+            (s.dir, s.dir_from_env, s.cross_user),
+            (&b"/tmp"[..], false, false)
+        );
         let s = settings(Some(b""), Some(b"1")).unwrap();
         assert_eq!((s.dir, s.cross_user), (&b"/tmp"[..], true));
         let s = settings(Some(b"/x"), Some(b"yes")).unwrap();
-        assert_eq!((s.dir, s.dir_from_env, s.cross_user), (&b"/x"[..], true, false));
+        assert_eq!(
+            (s.dir, s.dir_from_env, s.cross_user),
+            (&b"/x"[..], true, false)
+        );
         let e = settings(Some(b"rel"), None).unwrap_err();
         assert_eq!((e.errno, e.why), (Errno::EINVAL, Why::DirNotAbsolute));
     }

@@ -318,7 +318,10 @@ impl fmt::Display for Why {
                  cross-user sharing if that is intended)"
             ),
             Why::Symlink(role) => {
-                write!(f, "a symbolic link is at the path of {role}; not following it")
+                write!(
+                    f,
+                    "a symbolic link is at the path of {role}; not following it"
+                )
             }
             Why::NotRegularPath(role) => write!(f, "the path of {role} is not a regular file"),
             Why::Lease(role) => write!(
@@ -334,16 +337,14 @@ impl fmt::Display for Why {
             Why::DirAtDataPath => f.write_str("a directory is at the data path, not an object"),
             Why::Reserve { bytes } => write!(f, "reserving {bytes} bytes for the object"),
             Why::ReadOnly => f.write_str("the object is open read-only"),
-            Why::TempNamesTaken => f.write_str(
-                "1000 temporary names in a row were taken; run `tmpshm gc`",
-            ),
+            Why::TempNamesTaken => {
+                f.write_str("1000 temporary names in a row were taken; run `tmpshm gc`")
+            }
             Why::TooSmall { size, want } => write!(
                 f,
                 "the object is {size} bytes long, smaller than the {want} bytes asked for"
             ),
-            Why::NameNowOther => {
-                f.write_str("the name now names another object; leaving it alone")
-            }
+            Why::NameNowOther => f.write_str("the name now names another object; leaving it alone"),
             Why::NameTaken => f.write_str("something is already at the data path"),
         }
     }

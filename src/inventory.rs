@@ -258,7 +258,12 @@ pub(crate) fn stat(dir: &ShmDir, kind: ObjectKind, name: &[u8]) -> Result<Object
     let data = t.data().map_err(|f| dir.error(f, Some(&t), name))?;
     let path = data.as_path().to_path_buf();
     let meta = std::fs::symlink_metadata(&path).map_err(|e| io_error(&e, Op::Check, &path))?;
-    Ok(object_info(kind, OsStr::from_bytes(name).to_os_string(), path, &meta))
+    Ok(object_info(
+        kind,
+        OsStr::from_bytes(name).to_os_string(),
+        path,
+        &meta,
+    ))
 }
 
 /// [`ShmDir::lock_info`] for any kind.
@@ -277,7 +282,13 @@ pub(crate) fn lock_info(dir: &ShmDir, kind: ObjectKind, name: &[u8]) -> Result<O
         kind,
         name: OsStr::from_bytes(name).to_os_string(),
     };
-    Ok(Some(probed(aux, path, &meta, &dir.call(), &Holders::default())))
+    Ok(Some(probed(
+        aux,
+        path,
+        &meta,
+        &dir.call(),
+        &Holders::default(),
+    )))
 }
 
 /// [`ShmDir::gc`].

@@ -162,6 +162,12 @@ pub(crate) fn acquire<'a>(call: &'a Call<'a>, path: &'a CStr) -> Result<LockGuar
 }
 
 impl LockGuard<'_> {
+    /// The lock file's descriptor number.
+    pub(crate) fn raw_fd(&self) -> std::os::fd::RawFd {
+        use std::os::fd::AsRawFd;
+        self.file.as_ref().map_or(-1, |f| f.fd().as_raw_fd())
+    }
+
     /// The locked file (for tests of the protocol's invariants).
     #[cfg(test)]
     fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
@@ -190,8 +196,8 @@ mod tests {
     #[test]
     fn the_lock_file_exists_while_held_and_is_gone_after() {
         let d = tempfile::tempdir().unwrap();
-        let path = std::ffi::CString::new(d.path().join(".SHMLx").as_os_str().as_encoded_bytes())
-            .unwrap();
+        let path =
+            std::ffi::CString::new(d.path().join(".SHMLx").as_os_str().as_encoded_bytes()).unwrap();
         let call = Call::new(false, None);
         let guard = acquire(&call, &path).unwrap();
         let st = fstat(guard.fd()).unwrap();

@@ -132,8 +132,7 @@ impl Mapping {
         };
         // SAFETY: a fresh mapping (no address hint) of a file we checked is long enough; it
         // aliases no Rust object, and the pointer is only used through the copies below.
-        let ptr = unsafe { mmap(None, nz, prot, MapFlags::MAP_SHARED, fd, 0) }
-            .map_err(fail)?;
+        let ptr = unsafe { mmap(None, nz, prot, MapFlags::MAP_SHARED, fd, 0) }.map_err(fail)?;
         Ok(Mapping {
             ptr: ptr.cast(),
             len,
@@ -167,13 +166,11 @@ impl Mapping {
     fn range(&self, offset: usize, n: usize) -> Result<()> {
         match offset.checked_add(n) {
             Some(end) if end <= self.len => Ok(()),
-            _ => Err(
-                Error::without_path(Errno::EINVAL, Op::Map).because(format!(
-                    "bytes {offset}..{} are outside the {}-byte mapping",
-                    offset.saturating_add(n),
-                    self.len
-                )),
-            ),
+            _ => Err(Error::without_path(Errno::EINVAL, Op::Map).because(format!(
+                "bytes {offset}..{} are outside the {}-byte mapping",
+                offset.saturating_add(n),
+                self.len
+            ))),
         }
     }
 

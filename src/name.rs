@@ -248,9 +248,8 @@ impl<'a> Target<'a> {
         if dir.is_empty() || dir.contains(&0) {
             return Err(Fail::new(nix::errno::Errno::EINVAL, op, At::Dir).why(Why::DirPath));
         }
-        let rest = check(name, rule, layout, kind).map_err(|e| {
-            Fail::new(nix::errno::Errno::EINVAL, op, At::Name).why(Why::Name(e))
-        })?;
+        let rest = check(name, rule, layout, kind)
+            .map_err(|e| Fail::new(nix::errno::Errno::EINVAL, op, At::Name).why(Why::Name(e)))?;
         Ok(Target {
             dir,
             layout,

@@ -9,7 +9,7 @@
 //! check; `ftruncate` does it once the file has passed.
 
 use std::ffi::CStr;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 
 use nix::errno::Errno;
 use nix::fcntl::{fcntl, FcntlArg, OFlag};
@@ -19,7 +19,7 @@ use crate::call::Call;
 use crate::error::{At, Fail, FlagError, Op, Role, Why};
 use crate::lock;
 use crate::name::Target;
-use crate::sys::{as_path, retry, Reserved};
+use crate::sys::{self, as_path, retry, Reserved};
 use crate::trace::Step;
 use crate::vet;
 
@@ -55,7 +55,10 @@ impl Request {
         if !ALLOWED.contains(flags) {
             return refuse(FlagError::Unsupported((flags - ALLOWED).bits()));
         }
-        let (create, excl) = (flags.contains(OFlag::O_CREAT), flags.contains(OFlag::O_EXCL));
+        let (create, excl) = (
+            flags.contains(OFlag::O_CREAT),
+            flags.contains(OFlag::O_EXCL),
+        );
         if excl && !create {
             return refuse(FlagError::ExclWithoutCreat);
         }
@@ -81,7 +84,14 @@ impl Request {
 pub(crate) fn open(call: &Call<'_>, target: &Target<'_>, req: Request) -> Result<OwnedFd, Fail> {
     let data = target.data()?;
     trace_name(call, target, data.as_cstr())?;
-    if !req.excl {
+    if req.excl {
+        // Anything at the path (even a symlink) makes an exclusive create fail, now and under
+        // the lock alike: answer without touching a lock file. Objects only ever appear whole,
+        // so seeing one here is as good as the lock's answer.
+        if retry(|| lstat(data.as_cstr())).is_ok() {
+            return Err(Fail::new(Errno::EEXIST, Op::Open, At::Data));
+        }
+    } else {
         // The common case, an object that already exists, needs no lock and no lock path.
         match open_existing(call, data.as_cstr(), req.access, req.truncate) {
             Err(e) if req.create && e.errno == Errno::ENOENT => {}
@@ -89,21 +99,36 @@ pub(crate) fn open(call: &Call<'_>, target: &Target<'_>, req: Request) -> Result
         }
     }
     let lock_path = target.lock()?;
-    let _guard = match &lock_path {
+    let guard = match &lock_path {
         Some(path) => Some(lock::acquire(call, path.as_cstr())?),
         None => None,
     };
-    loop {
+    let fd = loop {
         match create_new(call, data.as_cstr(), req.access, req.mode) {
             Err(e) if e.errno == Errno::EEXIST && !req.excl => {
                 // Made by someone who takes no lock (or in a layout without locks).
                 match open_existing(call, data.as_cstr(), req.access, req.truncate) {
                     Err(e) if e.errno == Errno::ENOENT => continue,
-                    done => return done,
+                    done => break done?,
                 }
             }
-            done => return done,
+            done => break done?,
         }
+    };
+    let lock_fd = guard.as_ref().map(|g| g.raw_fd());
+    drop(guard);
+    Ok(lowest(fd, lock_fd))
+}
+
+/// POSIX wants `shm_open` to return the lowest free descriptor. A create opened the lock file
+/// first, so the object's fd sits above the lock's, which is free again now: move it down.
+fn lowest(fd: OwnedFd, lock_fd: Option<RawFd>) -> OwnedFd {
+    match lock_fd {
+        Some(l) if l < fd.as_raw_fd() => match sys::dup_lowest(fd.as_fd()) {
+            Ok(low) if low.as_raw_fd() < fd.as_raw_fd() => low,
+            _ => fd,
+        },
+        _ => fd,
     }
 }
 

@@ -137,7 +137,13 @@ impl ShmOptions {
 
     /// The size and mode a create needs, checked before anything is touched.
     fn creation(&self, dir: &ShmDir, name: &[u8]) -> Result<(u64, Mode)> {
-        let refuse = |e| dir.error(Fail::new(Errno::EINVAL, Op::Flags, At::Name).why(Why::Flags(e)), None, name);
+        let refuse = |e| {
+            dir.error(
+                Fail::new(Errno::EINVAL, Op::Flags, At::Name).why(Why::Flags(e)),
+                None,
+                name,
+            )
+        };
         let size = self.size.ok_or_else(|| refuse(FlagError::NoSize))?;
         if self.mode.bits() & !0o777 != 0 {
             #[allow(clippy::useless_conversion)] // mode_t is u16 on some platforms
@@ -186,10 +192,22 @@ impl ShmOptions {
         let (size, mode) = self.creation(&dir, name)?;
         let t = dir.target(name, ObjectKind::Shm, Op::Name)?;
         let call = dir.call();
-        let fd = publish(&call, &t, size, mode, |_| Ok(()))
-            .map_err(|f| dir.error(f, Some(&t), name))?;
-        let path = t.data().map_err(|f| dir.error(f, Some(&t), name))?.as_path().to_path_buf();
-        Ok(Shm::new(fd, dir, owned(name), path, size as usize, true, self.unlink_on_drop))
+        let fd =
+            publish(&call, &t, size, mode, |_| Ok(())).map_err(|f| dir.error(f, Some(&t), name))?;
+        let path = t
+            .data()
+            .map_err(|f| dir.error(f, Some(&t), name))?
+            .as_path()
+            .to_path_buf();
+        Ok(Shm::new(
+            fd,
+            dir,
+            owned(name),
+            path,
+            size as usize,
+            true,
+            self.unlink_on_drop,
+        ))
     }
 
     /// Opens an existing object, refusing one smaller than the size asked for (if any).
@@ -227,13 +245,22 @@ impl ShmOptions {
         if let Some(want) = self.size {
             let want = want as u64;
             if size < want {
-                let tiny = Fail::new(Errno::EINVAL, Op::Check, At::Data).why(Why::TooSmall { size, want });
+                let tiny =
+                    Fail::new(Errno::EINVAL, Op::Check, At::Data).why(Why::TooSmall { size, want });
                 return Err(dir.error(tiny, Some(&t), name));
             }
         }
         let path = data.as_path().to_path_buf();
         let len = usize::try_from(size).unwrap_or(usize::MAX);
-        Ok(Shm::new(fd, dir, owned(name), path, len, false, self.unlink_on_drop))
+        Ok(Shm::new(
+            fd,
+            dir,
+            owned(name),
+            path,
+            len,
+            false,
+            self.unlink_on_drop,
+        ))
     }
 
     /// Opens `name`, or creates it at its size if it does not exist.

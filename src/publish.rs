@@ -151,7 +151,12 @@ fn make_temp<'c>(call: &'c Call<'c>, target: &Target<'_>) -> Result<Temp<'c>, Fa
         let n = unpredictable(SEQ.fetch_add(1, Ordering::Relaxed));
         let path = target.temp(pid, n)?;
         let at = At::Temp(n);
-        let fd = match call.open(Role::Temp, path.as_cstr(), flags, Mode::from_bits_truncate(0o600)) {
+        let fd = match call.open(
+            Role::Temp,
+            path.as_cstr(),
+            flags,
+            Mode::from_bits_truncate(0o600),
+        ) {
             Ok(fd) => fd,
             // Taken (by a crashed earlier process with our pid, or by chance): the next name.
             Err(Errno::EEXIST) => continue,

@@ -229,8 +229,8 @@ impl Shm {
             None => None,
         };
         let ours = fstat(self.fd()).map_err(|e| err(Fail::new(e, Op::Check, At::Data)))?;
-        let there = retry(|| lstat(data.as_cstr()))
-            .map_err(|e| err(Fail::new(e, Op::Unlink, At::Data)))?;
+        let there =
+            retry(|| lstat(data.as_cstr())).map_err(|e| err(Fail::new(e, Op::Unlink, At::Data)))?;
         if !vet::same_file(&ours, &there) {
             let other = Fail::new(Errno::ENOENT, Op::Unlink, At::Data).why(Why::NameNowOther);
             return Err(err(other));

@@ -130,6 +130,14 @@ impl Drop for Locked {
     }
 }
 
+/// `fcntl(fd, F_DUPFD_CLOEXEC, 0)`: a copy of `fd` at the lowest free descriptor.
+pub(crate) fn dup_lowest(fd: BorrowedFd<'_>) -> nix::Result<OwnedFd> {
+    // SAFETY: F_DUPFD_CLOEXEC takes an integer and returns a new fd, which nothing else owns.
+    let raw = Errno::result(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 0) })?;
+    // SAFETY: as above: the fd is new and ours alone.
+    Ok(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(raw) })
+}
+
 /// `flock(2)`.
 pub(crate) fn flock(fd: BorrowedFd<'_>, op: libc::c_int) -> nix::Result<()> {
     // SAFETY: flock takes an fd and an integer; no memory of ours is involved.
