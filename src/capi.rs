@@ -9,6 +9,10 @@
 //! Rust panic cross into C: one is caught and reported as `EIO`.
 #![allow(unsafe_code)]
 
+mod report;
+
+pub use report::ENV_TRACE;
+
 use std::ffi::CStr;
 use std::os::fd::IntoRawFd;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -44,7 +48,7 @@ impl Names {
     /// The interposers' rules: [`Names::Glibc`] (they stand in for the system's calls) unless
     /// `TMPSHM_NAMES=strict`. Read without allocating, at every call.
     pub fn for_interposers() -> Names {
-        match crate::sys::getenv(c"TMPSHM_NAMES") {
+        match crate::sys::getenv(c"TMPSHM_NAMES").map(CStr::to_bytes) {
             Some(b"strict") => Names::Strict,
             _ => Names::Glibc,
         }
@@ -83,7 +87,8 @@ unsafe fn name_arg<'a>(name: *const c_char) -> Result<&'a [u8], Errno> {
     Ok(unsafe { CStr::from_ptr(name) }.to_bytes())
 }
 
-/// `shm_open(3)`: a new fd (with `FD_CLOEXEC`), or `-1` with `errno` set.
+/// `tmpshm_shm_open`: `shm_open(3)` on tmpshm, a new fd (with `FD_CLOEXEC`), or `-1` with
+/// `errno` set. Traced when `TMPSHM_TRACE` asks for it.
 ///
 /// # Safety
 /// `name` is NULL (refused with `EINVAL`) or a NUL-terminated string.
@@ -93,24 +98,10 @@ unsafe fn name_arg<'a>(name: *const c_char) -> Result<&'a [u8], Errno> {
 /// [`PANIC_ERRNO`] if a panic was caught.
 pub unsafe fn shm_open(name: *const c_char, oflag: c_int, mode: mode_t, names: Names) -> c_int {
     // SAFETY: forwarded from our caller's promise.
-    guard(|| {
-        let name = unsafe { name_arg(name) }?;
-        let req = Request::new(OFlag::from_bits_retain(oflag), mode_of(mode))?;
-        let s = env::from_process()?;
-        let t = Target::new(
-            s.dir,
-            Layout::Illumos,
-            ObjectKind::Shm,
-            name,
-            names.rule(),
-            Op::Name,
-        )?;
-        let fd = object::open(&Call::new(s.cross_user, None), &t, req)?;
-        Ok(fd.into_raw_fd())
-    })
+    unsafe { open_entry("tmpshm_shm_open", name, oflag, mode, names, false) }
 }
 
-/// `shm_unlink(3)`: `0`, or `-1` with `errno` set.
+/// `tmpshm_shm_unlink`: `shm_unlink(3)` on tmpshm, `0` or `-1` with `errno` set.
 ///
 /// # Safety
 /// `name` is NULL (refused with `EINVAL`) or a NUL-terminated string.
@@ -121,21 +112,141 @@ pub unsafe fn shm_open(name: *const c_char, oflag: c_int, mode: mode_t, names: N
 /// name; [`PANIC_ERRNO`] if a panic was caught.
 pub unsafe fn shm_unlink(name: *const c_char, names: Names) -> c_int {
     // SAFETY: forwarded from our caller's promise.
+    unsafe { unlink_entry("tmpshm_shm_unlink", name, names, false) }
+}
+
+/// The interposing `shm_open` of the preload library: [`shm_open`] with the interposers' name
+/// rules ([`Names::for_interposers`]), and, on the first failure that a directory which
+/// cannot work explains, one line on standard error that says so.
+///
+/// # Safety
+/// As [`shm_open`].
+///
+/// # Errors
+/// As [`shm_open`].
+pub unsafe fn interposed_shm_open(name: *const c_char, oflag: c_int, mode: mode_t) -> c_int {
+    let names = Names::for_interposers();
+    // SAFETY: forwarded from our caller's promise.
+    unsafe { open_entry("shm_open", name, oflag, mode, names, true) }
+}
+
+/// The interposing `shm_unlink` of the preload library (see [`interposed_shm_open`]).
+///
+/// # Safety
+/// As [`shm_unlink`].
+///
+/// # Errors
+/// As [`shm_unlink`].
+pub unsafe fn interposed_shm_unlink(name: *const c_char) -> c_int {
+    let names = Names::for_interposers();
+    // SAFETY: forwarded from our caller's promise.
+    unsafe { unlink_entry("shm_unlink", name, names, true) }
+}
+
+/// # Safety
+/// As [`shm_open`].
+unsafe fn open_entry(
+    func: &'static str,
+    name: *const c_char,
+    oflag: c_int,
+    mode: mode_t,
+    names: Names,
+    diagnose: bool,
+) -> c_int {
+    // SAFETY: forwarded from our caller's promise.
+    let name = unsafe { name_arg(name) }.ok();
+    let (flags, mode) = (OFlag::from_bits_retain(oflag), mode_of(mode));
     guard(|| {
-        let name = unsafe { name_arg(name) }?;
-        let s = env::from_process()?;
-        let t = Target::new(
-            s.dir,
-            Layout::Illumos,
-            ObjectKind::Shm,
+        let call = report::Call {
+            func,
             name,
-            names.rule(),
-            Op::Name,
+            open: Some((flags, mode)),
+        };
+        let settings = env::from_process();
+        let result = (|| {
+            let name = name.ok_or(Fail::new(Errno::EINVAL, Op::Name, At::Name))?;
+            let req = Request::new(flags, mode)?;
+            let s = settings?;
+            let t = target(&s, name, names)?;
+            let fd = object::open(&Call::new(s.cross_user, None), &t, req)?;
+            Ok(fd.into_raw_fd())
+        })();
+        finish(
+            &call,
+            names,
+            settings,
+            result.map_err(|f: Fail| f.errno),
+            diagnose,
         )
-        .map_err(|f| unlink_name_errno(f, names))?;
-        object::unlink(&Call::new(s.cross_user, None), &t)?;
-        Ok(0)
     })
+}
+
+/// # Safety
+/// As [`shm_unlink`].
+unsafe fn unlink_entry(
+    func: &'static str,
+    name: *const c_char,
+    names: Names,
+    diagnose: bool,
+) -> c_int {
+    // SAFETY: forwarded from our caller's promise.
+    let name = unsafe { name_arg(name) }.ok();
+    guard(|| {
+        let call = report::Call {
+            func,
+            name,
+            open: None,
+        };
+        let settings = env::from_process();
+        let result = (|| {
+            let name = name.ok_or(Errno::EINVAL)?;
+            let s = settings.map_err(|f| f.errno)?;
+            let t = target(&s, name, names).map_err(|f| unlink_name_errno(f, names))?;
+            object::unlink(&Call::new(s.cross_user, None), &t)?;
+            Ok(0)
+        })();
+        finish(&call, names, settings, result, diagnose)
+    })
+}
+
+fn target<'a>(s: &env::Settings<'a>, name: &'a [u8], names: Names) -> Result<Target<'a>, Fail> {
+    Target::new(
+        s.dir,
+        Layout::Illumos,
+        ObjectKind::Shm,
+        name,
+        names.rule(),
+        Op::Name,
+    )
+}
+
+/// Traces the call (if asked) and explains a directory that cannot work (once), then hands
+/// back the result.
+fn finish(
+    call: &report::Call<'_>,
+    names: Names,
+    settings: Result<env::Settings<'static>, Fail>,
+    result: Result<c_int, Errno>,
+    diagnose: bool,
+) -> Result<c_int, Errno> {
+    if let Some(sink) = report::sink() {
+        let path = match (&settings, call.name) {
+            (Ok(s), Some(name)) => target(s, name, names).ok().and_then(|t| t.data().ok()),
+            _ => None,
+        };
+        report::trace(sink, call, result, path.as_ref());
+    }
+    if let (true, Err(e)) = (diagnose, result) {
+        let (dir, from_env) = match settings {
+            Ok(s) => (s.dir, s.dir_from_env),
+            Err(_) => (
+                crate::sys::getenv(c"TMPSHM_DIR").map_or(&b""[..], CStr::to_bytes),
+                true,
+            ),
+        };
+        report::dir_problem(call, dir, from_env, e);
+    }
+    result
 }
 
 /// glibc's `shm_unlink` answers `ENOENT` for a name its `shm_open` refuses (POSIX lists no
@@ -176,7 +287,7 @@ mod tests {
     }
 
     #[test]
-    fn null_names_are_einval() {
+    fn null_names_are_einval_and_traced_as_null() {
         // SAFETY: NULL is part of the contract.
         assert_eq!(
             unsafe { shm_open(std::ptr::null(), libc::O_RDWR, 0, Names::Strict) },

@@ -65,9 +65,10 @@ pub(crate) fn settings<'a>(
 /// [`settings`] from the environment as it is now, read without allocating (for the C entry
 /// points).
 pub(crate) fn from_process() -> Result<Settings<'static>, Fail> {
+    let bytes = |v: Option<&'static std::ffi::CStr>| v.map(std::ffi::CStr::to_bytes);
     settings(
-        sys::getenv(c"TMPSHM_DIR"),
-        sys::getenv(c"TMPSHM_CROSS_USER"),
+        bytes(sys::getenv(c"TMPSHM_DIR")),
+        bytes(sys::getenv(c"TMPSHM_CROSS_USER")),
     )
 }
 

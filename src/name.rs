@@ -369,7 +369,8 @@ mod tests {
         use NameError::*;
         let il = Layout::Illumos;
         let shm = ObjectKind::Shm;
-        let cases: &[(&[u8], Result<&[u8], NameError>)] = &[
+        type Case<'a> = (&'a [u8], Result<&'a [u8], NameError>);
+        let cases: &[Case] = &[
             (b"x", Ok(b"x")),
             (b"/x", Ok(b"x")),
             (b"//x", Ok(b"x")),

@@ -246,14 +246,34 @@ pub(crate) fn secure_execution() -> bool {
 /// `getenv(3)`, without copying: the value as it is in the environment now. For the C entry
 /// points, which must not allocate; the Rust API reads the environment through `std::env`,
 /// which keeps it consistent with `std::env::set_var` in other threads.
-pub(crate) fn getenv(name: &CStr) -> Option<&'static [u8]> {
+pub(crate) fn getenv(name: &CStr) -> Option<&'static CStr> {
     // SAFETY: `name` is NUL-terminated; getenv returns NULL or a NUL-terminated string in the
     // environment, which lives until the environment is changed. C callers of our entry
     // points accept that contract, as they do for their own getenv.
     unsafe {
         let p = libc::getenv(name.as_ptr());
-        (!p.is_null()).then(|| CStr::from_ptr(p).to_bytes())
+        (!p.is_null()).then(|| CStr::from_ptr(p))
     }
+}
+
+/// `write(2)` of all of `buf` (short writes and `EINTR` retried); errors are ignored by the
+/// callers, which only report.
+pub(crate) fn write_all(fd: BorrowedFd<'_>, mut buf: &[u8]) -> nix::Result<()> {
+    while !buf.is_empty() {
+        let n = retry(|| nix::unistd::write(fd, buf))?;
+        if n == 0 {
+            return Err(Errno::EIO);
+        }
+        buf = &buf[n..];
+    }
+    Ok(())
+}
+
+/// The standard error stream.
+pub(crate) fn stderr() -> BorrowedFd<'static> {
+    // SAFETY: fd 2 is the process's standard error for its whole life (closed, a write to it
+    // fails with EBADF, which the callers ignore).
+    unsafe { BorrowedFd::borrow_raw(2) }
 }
 
 /// `flock` holders by `(major, minor, inode)`: see [`flock_holders`].

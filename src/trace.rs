@@ -150,7 +150,7 @@ pub enum Step<'a> {
 }
 
 /// The names of the `O_*` flags in `flags`, `|`-separated, access mode first.
-struct Flags(OFlag);
+pub(crate) struct Flags(pub(crate) OFlag);
 
 impl fmt::Display for Flags {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
