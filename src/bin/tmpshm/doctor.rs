@@ -77,6 +77,40 @@ fn meaning(name: &str, v: u32) -> &'static str {
     }
 }
 
+/// What kind of file system a directory is on.
+pub struct FileSystem {
+    /// A name for people ("tmpfs", "ext2/ext3/ext4", "unknown").
+    pub name: &'static str,
+    /// `statfs`'s `f_type`.
+    pub magic: u64,
+    /// Whether its pages live only in memory.
+    pub in_memory: bool,
+}
+
+/// The advice when a directory is not memory-backed.
+pub const NOT_IN_MEMORY: &str = "every dirty page of an object is written back to disk; use a tmpfs (e.g. --dir /dev/shm, or TMPSHM_DIR on a tmpfs mount)";
+
+/// The file system `dir` is on.
+pub fn file_system(dir: &std::path::Path) -> Result<FileSystem, String> {
+    let magic = fs_magic(dir)?;
+    if let Some((_, name)) = MEMORY_BACKED.iter().find(|(m, _)| *m == magic) {
+        return Ok(FileSystem {
+            name,
+            magic,
+            in_memory: true,
+        });
+    }
+    let name = ON_DISK
+        .iter()
+        .find(|(m, _)| *m == magic)
+        .map_or("unknown", |(_, n)| n);
+    Ok(FileSystem {
+        name,
+        magic,
+        in_memory: false,
+    })
+}
+
 pub fn run(shm: &ShmDir, source: &str) -> Result<(), CliError> {
     let dir = shm.dir();
     let mut warnings = 0;
@@ -118,19 +152,16 @@ pub fn run(shm: &ShmDir, source: &str) -> Result<(), CliError> {
         println!("  (use a directory that only you or root own and can write, e.g. under $XDG_RUNTIME_DIR)");
     }
 
-    match fs_magic(dir) {
-        Ok(magic) => {
-            if let Some((_, n)) = MEMORY_BACKED.iter().find(|(m, _)| *m == magic) {
-                println!("file system:  {n} ({magic:#x}): memory-backed, good");
-            } else {
-                let n = ON_DISK
-                    .iter()
-                    .find(|(m, _)| *m == magic)
-                    .map_or("unknown", |(_, n)| n);
-                warnings += 1;
-                println!("file system:  {n} ({magic:#x}): NOT memory-backed");
-                println!("  WARNING: every dirty page of an object is written back to disk; use a tmpfs (e.g. --dir /dev/shm, or TMPSHM_DIR on a tmpfs mount)");
-            }
+    match file_system(dir) {
+        Ok(FileSystem {
+            name,
+            magic,
+            in_memory: true,
+        }) => println!("file system:  {name} ({magic:#x}): memory-backed, good"),
+        Ok(FileSystem { name, magic, .. }) => {
+            warnings += 1;
+            println!("file system:  {name} ({magic:#x}): NOT memory-backed");
+            println!("  WARNING: {NOT_IN_MEMORY}");
         }
         Err(e) => println!("file system:  {e}"),
     }

@@ -4,6 +4,7 @@ mod audit;
 mod commands;
 mod demo;
 mod doctor;
+mod exec;
 mod fmt;
 // SysV shm only where the platform has it; elsewhere (Android) the tour says so.
 #[cfg_attr(
@@ -37,9 +38,16 @@ struct Cli {
     /// Directory of the objects (default: $TMPSHM_DIR, else /tmp).
     #[arg(long, global = true, value_name = "DIR")]
     dir: Option<PathBuf>,
-    /// Print every step of every operation to stderr (name check, lock, open flags, fstat, unlock).
-    #[arg(long, global = true)]
-    trace: bool,
+    /// Print every step of every operation (name check, lock, open flags, fstat, unlock) to
+    /// stderr, or append it to FILE; with `exec`, every shm_open/shm_unlink of the program.
+    #[arg(
+        long,
+        global = true,
+        value_name = "FILE",
+        num_args = 0..=1,
+        require_equals = true
+    )]
+    trace: Option<Option<PathBuf>>,
     #[command(subcommand)]
     command: Command,
 }
@@ -117,6 +125,28 @@ enum Command {
     /// Check the directory: who can rename or replace it or the way to it, file system type,
     /// NAME_MAX, the kernel's link protections.
     Doctor,
+    /// Run PROGRAM with its shm_open/shm_unlink on tmpshm, through the preload library
+    /// (found next to this executable, in its prefix's lib/, or at $TMPSHM_PRELOAD). The
+    /// directory (--dir, else $TMPSHM_DIR, else /tmp) is created if missing (0700, or 1777
+    /// with --cross-user); LD_PRELOAD keeps what it had; the exit status is the program's.
+    Exec {
+        /// Accept objects of other users (producer and consumer running as different users).
+        #[arg(long)]
+        cross_user: bool,
+        /// Which names shm_open accepts: glibc's (leading slashes dropped: "x", "/x" and "//x"
+        /// are one object; the default) or illumos's strict rule (one leading slash).
+        #[arg(long, value_parser = ["glibc", "strict"])]
+        names: Option<String>,
+        /// The program and its arguments (after `--`).
+        #[arg(
+            required = true,
+            trailing_var_arg = true,
+            allow_hyphen_values = true,
+            value_name = "PROGRAM",
+            value_parser = clap::value_parser!(OsString)
+        )]
+        command: Vec<OsString>,
+    },
     /// Create "/blah", size it, map it, write, read it back from a second process, show the
     /// file it lives in, unlink it.
     Demo {
@@ -206,8 +236,8 @@ impl std::error::Error for AlreadyReported {}
 /// The directory the command line and environment choose, and where the choice came from.
 fn shm_dir(
     cli_dir: Option<PathBuf>,
-    trace: bool,
-) -> Result<(tmpshm::ShmDir, &'static str), tmpshm::Error> {
+    trace: Option<Option<PathBuf>>,
+) -> Result<(tmpshm::ShmDir, &'static str), CliError> {
     let env = tmpshm::ShmDir::from_env()?;
     let (mut shm, source) = match cli_dir {
         Some(d) => (
@@ -220,9 +250,24 @@ fn shm_dir(
         }
         None => (env, "default"),
     };
-    if trace {
-        // A step names paths, and paths end in names anyone may choose.
-        shm = shm.with_trace(|step| eprintln!("trace: {}", fmt::trace_line(step)));
+    match trace {
+        // A step names paths, and paths end in names anyone may choose: they are escaped.
+        Some(None) => shm = shm.with_trace(|step| eprintln!("trace: {}", fmt::trace_line(step))),
+        Some(Some(file)) => {
+            let out = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&file)
+                .map_err(|e| fmt::os_err(format!("open {}", fmt::show_path(&file)), &e))?;
+            let out = std::sync::Mutex::new(out);
+            shm = shm.with_trace(move |step| {
+                use std::io::Write;
+                if let Ok(mut f) = out.lock() {
+                    let _ = writeln!(f, "trace: {}", fmt::trace_line(step));
+                }
+            });
+        }
+        None => {}
     }
     Ok((shm, source))
 }
@@ -233,26 +278,51 @@ fn main() -> ExitCode {
     // SAFETY: called first thing in main, before any thread exists; SIG_DFL is a valid action.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     let cli = Cli::parse();
-    let result = shm_dir(cli.dir, cli.trace)
-        .map_err(CliError::from)
-        .and_then(|(shm, source)| match cli.command {
-            Command::Create {
-                name,
-                size,
-                mode,
-                exist_ok,
-            } => commands::create(&shm, &name, size, mode, exist_ok),
-            Command::Ls { json } => commands::ls(&shm, json),
-            Command::Stat { name, json } => commands::stat(&shm, &name, json),
-            Command::Write { name, offset } => commands::write(&shm, &name, offset),
-            Command::Cat { name } => commands::cat(&shm, &name),
-            Command::Rm { names, escaped } => commands::rm(&shm, &names, escaped),
-            Command::Gc => commands::gc(&shm),
-            Command::Tour { all_maps } => tour::run(&shm, all_maps),
-            Command::Doctor => doctor::run(&shm, source),
-            Command::Demo { name } => demo::run(&shm, &name),
-            Command::DemoRead { name } => demo::read(&shm, &name),
-        });
+    if let Command::Exec {
+        cross_user,
+        names,
+        command,
+    } = cli.command
+    {
+        let dir = cli
+            .dir
+            .or_else(|| {
+                std::env::var_os(tmpshm::ENV_DIR)
+                    .filter(|v| !v.is_empty())
+                    .map(PathBuf::from)
+            })
+            .unwrap_or_else(|| PathBuf::from(tmpshm::DEFAULT_DIR));
+        let e = exec::run(exec::Exec {
+            dir,
+            cross_user,
+            names: names.map(|n| if n == "strict" { "strict" } else { "glibc" }),
+            trace: cli.trace,
+            command,
+        })
+        .expect_err("exec returns only when it failed");
+        eprintln!("tmpshm exec: {}", fmt::error_line(&*e));
+        // As a shell says of a program it cannot run.
+        return ExitCode::from(127);
+    }
+    let result = shm_dir(cli.dir, cli.trace).and_then(|(shm, source)| match cli.command {
+        Command::Create {
+            name,
+            size,
+            mode,
+            exist_ok,
+        } => commands::create(&shm, &name, size, mode, exist_ok),
+        Command::Ls { json } => commands::ls(&shm, json),
+        Command::Stat { name, json } => commands::stat(&shm, &name, json),
+        Command::Write { name, offset } => commands::write(&shm, &name, offset),
+        Command::Cat { name } => commands::cat(&shm, &name),
+        Command::Rm { names, escaped } => commands::rm(&shm, &names, escaped),
+        Command::Gc => commands::gc(&shm),
+        Command::Tour { all_maps } => tour::run(&shm, all_maps),
+        Command::Doctor => doctor::run(&shm, source),
+        Command::Demo { name } => demo::run(&shm, &name),
+        Command::DemoRead { name } => demo::read(&shm, &name),
+        Command::Exec { .. } => unreachable!("handled above"),
+    });
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
