@@ -125,10 +125,12 @@ enum Command {
     /// Check the directory: who can rename or replace it or the way to it, file system type,
     /// NAME_MAX, the kernel's link protections.
     Doctor,
-    /// Run PROGRAM with its shm_open/shm_unlink on tmpshm, through the preload library
-    /// (found next to this executable, in its prefix's lib/, or at $TMPSHM_PRELOAD). The
-    /// directory (--dir, else $TMPSHM_DIR, else /tmp) is created if missing (0700, or 1777
-    /// with --cross-user); LD_PRELOAD keeps what it had; the exit status is the program's.
+    /// Run a program with its POSIX shared memory on tmpshm
+    ///
+    /// Through the preload library (found next to this executable, in its prefix's lib/, or
+    /// at $TMPSHM_PRELOAD). The directory (--dir, else $TMPSHM_DIR, else /tmp) is created if
+    /// missing (0700, or 1777 with --cross-user); LD_PRELOAD keeps what it had; the exit
+    /// status and signals are the program's.
     Exec {
         /// Accept objects of other users (producer and consumer running as different users).
         #[arg(long)]
