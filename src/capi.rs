@@ -17,7 +17,7 @@ use std::ffi::CStr;
 use std::os::fd::IntoRawFd;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use libc::{c_char, c_int, mode_t};
+use libc::{c_char, c_int, c_uint, mode_t};
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::sys::stat::Mode;
@@ -27,6 +27,7 @@ use crate::env;
 use crate::error::{At, Fail, Op};
 use crate::name::{Layout, NameRule, ObjectKind, Target};
 use crate::object::{self, Request};
+use crate::sem::SemRequest;
 
 /// The errno reported when a panic was caught at the boundary.
 pub const PANIC_ERRNO: c_int = libc::EIO;
@@ -62,8 +63,8 @@ impl Names {
     }
 }
 
-/// Runs `f`, turning an error or a panic into `-1` with `errno` set, as libc functions do.
-fn guard(f: impl FnOnce() -> Result<c_int, Errno>) -> c_int {
+/// Runs `f`, turning an error or a panic into `failed` with `errno` set, as libc functions do.
+fn guard<T>(failed: T, f: impl FnOnce() -> Result<T, Errno>) -> T {
     let errno = match catch_unwind(AssertUnwindSafe(f)) {
         Ok(Ok(v)) => return v,
         Ok(Err(e)) => e as c_int,
@@ -72,19 +73,44 @@ fn guard(f: impl FnOnce() -> Result<c_int, Errno>) -> c_int {
     // nix finds this thread's errno on every libc (glibc and musl's __errno_location,
     // bionic's __errno, ...).
     Errno::set_raw(errno);
-    -1
+    failed
 }
 
-/// Borrows a C string, refusing NULL (`EINVAL`, like any other invalid name).
+/// Borrows a C string, `None` for NULL (refused with `EINVAL`, like any other invalid name).
 ///
 /// # Safety
 /// `name` is NULL or points to a NUL-terminated string that outlives the call.
-unsafe fn name_arg<'a>(name: *const c_char) -> Result<&'a [u8], Errno> {
-    if name.is_null() {
-        return Err(Errno::EINVAL);
-    }
+unsafe fn name_arg<'a>(name: *const c_char) -> Option<&'a [u8]> {
     // SAFETY: not NULL, and the caller promises a NUL-terminated string.
-    Ok(unsafe { CStr::from_ptr(name) }.to_bytes())
+    (!name.is_null()).then(|| unsafe { CStr::from_ptr(name) }.to_bytes())
+}
+
+/// Which entry point runs: the linkable library's (`tmpshm_*`, names as given) or the preload
+/// library's interposers (names by `TMPSHM_NAMES`, and a line about a directory that cannot
+/// work).
+#[derive(Clone, Copy)]
+struct Entry {
+    func: &'static str,
+    names: Names,
+    interposer: bool,
+}
+
+impl Entry {
+    fn linked(func: &'static str, names: Names) -> Entry {
+        Entry {
+            func,
+            names,
+            interposer: false,
+        }
+    }
+
+    fn interposed(func: &'static str) -> Entry {
+        Entry {
+            func,
+            names: Names::for_interposers(),
+            interposer: true,
+        }
+    }
 }
 
 /// `tmpshm_shm_open`: `shm_open(3)` on tmpshm, a new fd (with `FD_CLOEXEC`), or `-1` with
@@ -98,7 +124,7 @@ unsafe fn name_arg<'a>(name: *const c_char) -> Result<&'a [u8], Errno> {
 /// [`PANIC_ERRNO`] if a panic was caught.
 pub unsafe fn shm_open(name: *const c_char, oflag: c_int, mode: mode_t, names: Names) -> c_int {
     // SAFETY: forwarded from our caller's promise.
-    unsafe { open_entry("tmpshm_shm_open", name, oflag, mode, names, false) }
+    unsafe { open_entry(Entry::linked("tmpshm_shm_open", names), name, oflag, mode) }
 }
 
 /// `tmpshm_shm_unlink`: `shm_unlink(3)` on tmpshm, `0` or `-1` with `errno` set.
@@ -111,8 +137,9 @@ pub unsafe fn shm_open(name: *const c_char, oflag: c_int, mode: mode_t, names: N
 /// [`Names::Glibc`] a name the rules refuse is `ENOENT`, as glibc answers; `EINVAL` for a NULL
 /// name; [`PANIC_ERRNO`] if a panic was caught.
 pub unsafe fn shm_unlink(name: *const c_char, names: Names) -> c_int {
+    let entry = Entry::linked("tmpshm_shm_unlink", names);
     // SAFETY: forwarded from our caller's promise.
-    unsafe { unlink_entry("tmpshm_shm_unlink", name, names, false) }
+    unsafe { unlink_entry(entry, ObjectKind::Shm, name) }
 }
 
 /// The interposing `shm_open` of the preload library: [`shm_open`] with the interposers' name
@@ -125,9 +152,8 @@ pub unsafe fn shm_unlink(name: *const c_char, names: Names) -> c_int {
 /// # Errors
 /// As [`shm_open`].
 pub unsafe fn interposed_shm_open(name: *const c_char, oflag: c_int, mode: mode_t) -> c_int {
-    let names = Names::for_interposers();
     // SAFETY: forwarded from our caller's promise.
-    unsafe { open_entry("shm_open", name, oflag, mode, names, true) }
+    unsafe { open_entry(Entry::interposed("shm_open"), name, oflag, mode) }
 }
 
 /// The interposing `shm_unlink` of the preload library (see [`interposed_shm_open`]).
@@ -138,105 +164,242 @@ pub unsafe fn interposed_shm_open(name: *const c_char, oflag: c_int, mode: mode_
 /// # Errors
 /// As [`shm_unlink`].
 pub unsafe fn interposed_shm_unlink(name: *const c_char) -> c_int {
-    let names = Names::for_interposers();
     // SAFETY: forwarded from our caller's promise.
-    unsafe { unlink_entry("shm_unlink", name, names, true) }
+    unsafe { unlink_entry(Entry::interposed("shm_unlink"), ObjectKind::Shm, name) }
+}
+
+/// `tmpshm_sem_open`: `sem_open(3)` on tmpshm: the address of the semaphore (the same for
+/// every open of it in this process until closed as often), or `SEM_FAILED` (NULL) with
+/// `errno` set. `mode` and `value` are used only with `O_CREAT`; the umask applies to `mode`.
+/// No fd stays open.
+///
+/// # Safety
+/// `name` is NULL (refused with `EINVAL`) or a NUL-terminated string.
+///
+/// # Errors
+/// `errno` as [`SemOptions::create`](crate::SemOptions::create) and
+/// [`SemOptions::open`](crate::SemOptions::open) document it: `EEXIST`, `ENOENT`, `EINVAL`
+/// (also a value above `SEM_VALUE_MAX`, a file that is not a semaphore), `EACCES`, `EPERM`,
+/// `ELOOP`, `ENAMETOOLONG`, `ENOSPC`, `EMFILE`, `ENFILE`; [`PANIC_ERRNO`].
+pub unsafe fn sem_open(
+    name: *const c_char,
+    oflag: c_int,
+    mode: mode_t,
+    value: c_uint,
+    names: Names,
+) -> *mut libc::sem_t {
+    // SAFETY: forwarded from our caller's promise.
+    unsafe {
+        sem_open_entry(
+            Entry::linked("tmpshm_sem_open", names),
+            name,
+            oflag,
+            mode,
+            value,
+        )
+    }
+}
+
+/// The interposing `sem_open` of the preload library (see [`interposed_shm_open`]).
+///
+/// # Safety
+/// As [`sem_open`].
+///
+/// # Errors
+/// As [`sem_open`].
+pub unsafe fn interposed_sem_open(
+    name: *const c_char,
+    oflag: c_int,
+    mode: mode_t,
+    value: c_uint,
+) -> *mut libc::sem_t {
+    // SAFETY: forwarded from our caller's promise.
+    unsafe { sem_open_entry(Entry::interposed("sem_open"), name, oflag, mode, value) }
+}
+
+/// `tmpshm_sem_close`: `sem_close(3)`, one close of a semaphore this process opened with
+/// [`sem_open`]; the last one unmaps it. `0`, or `-1` with `errno` set.
+///
+/// # Safety
+/// None beyond C's: an address that is not an open semaphore of this process is refused with
+/// `EINVAL`, never unmapped.
+///
+/// # Errors
+/// `EINVAL`: `sem` is not an open semaphore of this process; [`PANIC_ERRNO`].
+pub unsafe fn sem_close(sem: *mut libc::sem_t) -> c_int {
+    close_entry("tmpshm_sem_close", sem)
+}
+
+/// The interposing `sem_close` of the preload library.
+///
+/// # Safety
+/// As [`sem_close`].
+///
+/// # Errors
+/// As [`sem_close`].
+pub unsafe fn interposed_sem_close(sem: *mut libc::sem_t) -> c_int {
+    close_entry("sem_close", sem)
+}
+
+fn close_entry(func: &'static str, sem: *mut libc::sem_t) -> c_int {
+    guard(-1, || {
+        let result = crate::registry::close(sem.cast()).map(|()| report::Ret::Int(0));
+        if let Some(sink) = report::sink() {
+            let call = report::Call {
+                func,
+                args: report::Args::Addr(sem as usize),
+            };
+            report::trace(sink, &call, result, None);
+        }
+        result.map(|_| 0)
+    })
+}
+
+/// `sem_unlink(3)`: `0`, or `-1` with `errno` set; open handles keep working.
+///
+/// # Safety
+/// As [`shm_unlink`].
+///
+/// # Errors
+/// As [`shm_unlink`].
+pub unsafe fn sem_unlink(name: *const c_char, names: Names) -> c_int {
+    let entry = Entry::linked("tmpshm_sem_unlink", names);
+    // SAFETY: forwarded from our caller's promise.
+    unsafe { unlink_entry(entry, ObjectKind::Sem, name) }
+}
+
+/// The interposing `sem_unlink` of the preload library.
+///
+/// # Safety
+/// As [`shm_unlink`].
+///
+/// # Errors
+/// As [`shm_unlink`].
+pub unsafe fn interposed_sem_unlink(name: *const c_char) -> c_int {
+    // SAFETY: forwarded from our caller's promise.
+    unsafe { unlink_entry(Entry::interposed("sem_unlink"), ObjectKind::Sem, name) }
 }
 
 /// # Safety
 /// As [`shm_open`].
-unsafe fn open_entry(
-    func: &'static str,
-    name: *const c_char,
-    oflag: c_int,
-    mode: mode_t,
-    names: Names,
-    diagnose: bool,
-) -> c_int {
+unsafe fn open_entry(entry: Entry, name: *const c_char, oflag: c_int, mode: mode_t) -> c_int {
     // SAFETY: forwarded from our caller's promise.
-    let name = unsafe { name_arg(name) }.ok();
+    let name = unsafe { name_arg(name) };
     let (flags, mode) = (OFlag::from_bits_retain(oflag), mode_of(mode));
-    guard(|| {
+    guard(-1, || {
         let call = report::Call {
-            func,
-            name,
-            open: Some((flags, mode)),
+            func: entry.func,
+            args: report::Args::Open(name, flags, mode),
         };
         let settings = env::from_process();
         let result = (|| {
             let name = name.ok_or(Fail::new(Errno::EINVAL, Op::Name, At::Name))?;
             let req = Request::new(flags, mode)?;
             let s = settings?;
-            let t = target(&s, name, names)?;
+            let t = target(&s, ObjectKind::Shm, name, entry.names)?;
             let fd = object::open(&Call::new(s.cross_user, None), &t, req)?;
-            Ok(fd.into_raw_fd())
+            Ok(report::Ret::Int(fd.into_raw_fd()))
         })();
-        finish(
-            &call,
-            names,
-            settings,
-            result.map_err(|f: Fail| f.errno),
-            diagnose,
-        )
+        let result = result.map_err(|f: Fail| f.errno);
+        finish(entry, ObjectKind::Shm, &call, settings, result).map(|r| match r {
+            report::Ret::Int(fd) => fd,
+            report::Ret::Ptr(_) => -1,
+        })
+    })
+}
+
+/// # Safety
+/// As [`sem_open`].
+unsafe fn sem_open_entry(
+    entry: Entry,
+    name: *const c_char,
+    oflag: c_int,
+    mode: mode_t,
+    value: c_uint,
+) -> *mut libc::sem_t {
+    // SAFETY: forwarded from our caller's promise.
+    let name = unsafe { name_arg(name) };
+    let flags = OFlag::from_bits_retain(oflag);
+    // The optional arguments mean something only with O_CREAT.
+    let (mode, value) = if flags.contains(OFlag::O_CREAT) {
+        (mode_of(mode), value)
+    } else {
+        (Mode::empty(), 0)
+    };
+    guard(std::ptr::null_mut(), || {
+        let call = report::Call {
+            func: entry.func,
+            args: report::Args::SemOpen(name, flags, mode, value),
+        };
+        let settings = env::from_process();
+        let result = (|| {
+            let name = name.ok_or(Fail::new(Errno::EINVAL, Op::Name, At::Name))?;
+            // As the kernel does for open(2): the umask takes its bits away.
+            let req = SemRequest::new(flags, mode & !crate::sys::umask(), value)?;
+            let s = settings?;
+            let t = target(&s, ObjectKind::Sem, name, entry.names)?;
+            let sem = crate::sem::open(&Call::new(s.cross_user, None), &t, req)?;
+            Ok(report::Ret::Ptr(sem.as_ptr() as usize))
+        })();
+        let result = result.map_err(|f: Fail| f.errno);
+        finish(entry, ObjectKind::Sem, &call, settings, result).map(|r| match r {
+            report::Ret::Ptr(p) => p as *mut libc::sem_t,
+            report::Ret::Int(_) => std::ptr::null_mut(),
+        })
     })
 }
 
 /// # Safety
 /// As [`shm_unlink`].
-unsafe fn unlink_entry(
-    func: &'static str,
-    name: *const c_char,
-    names: Names,
-    diagnose: bool,
-) -> c_int {
+unsafe fn unlink_entry(entry: Entry, kind: ObjectKind, name: *const c_char) -> c_int {
     // SAFETY: forwarded from our caller's promise.
-    let name = unsafe { name_arg(name) }.ok();
-    guard(|| {
+    let name = unsafe { name_arg(name) };
+    guard(-1, || {
         let call = report::Call {
-            func,
-            name,
-            open: None,
+            func: entry.func,
+            args: report::Args::Name(name),
         };
         let settings = env::from_process();
         let result = (|| {
             let name = name.ok_or(Errno::EINVAL)?;
             let s = settings.map_err(|f| f.errno)?;
-            let t = target(&s, name, names).map_err(|f| unlink_name_errno(f, names))?;
+            let t = target(&s, kind, name, entry.names)
+                .map_err(|f| unlink_name_errno(f, entry.names))?;
             object::unlink(&Call::new(s.cross_user, None), &t)?;
-            Ok(0)
+            Ok(report::Ret::Int(0))
         })();
-        finish(&call, names, settings, result, diagnose)
+        finish(entry, kind, &call, settings, result).map(|_| 0)
     })
 }
 
-fn target<'a>(s: &env::Settings<'a>, name: &'a [u8], names: Names) -> Result<Target<'a>, Fail> {
-    Target::new(
-        s.dir,
-        Layout::Illumos,
-        ObjectKind::Shm,
-        name,
-        names.rule(),
-        Op::Name,
-    )
+fn target<'a>(
+    s: &env::Settings<'a>,
+    kind: ObjectKind,
+    name: &'a [u8],
+    names: Names,
+) -> Result<Target<'a>, Fail> {
+    Target::new(s.dir, Layout::Illumos, kind, name, names.rule(), Op::Name)
 }
 
-/// Traces the call (if asked) and explains a directory that cannot work (once), then hands
-/// back the result.
+/// Traces the call (if asked) and, for an interposer, explains a directory that cannot work
+/// (once per process); then hands back the result.
 fn finish(
+    entry: Entry,
+    kind: ObjectKind,
     call: &report::Call<'_>,
-    names: Names,
     settings: Result<env::Settings<'static>, Fail>,
-    result: Result<c_int, Errno>,
-    diagnose: bool,
-) -> Result<c_int, Errno> {
+    result: Result<report::Ret, Errno>,
+) -> Result<report::Ret, Errno> {
     if let Some(sink) = report::sink() {
-        let path = match (&settings, call.name) {
-            (Ok(s), Some(name)) => target(s, name, names).ok().and_then(|t| t.data().ok()),
+        let path = match (&settings, call.name()) {
+            (Ok(s), Some(name)) => target(s, kind, name, entry.names)
+                .ok()
+                .and_then(|t| t.data().ok()),
             _ => None,
         };
         report::trace(sink, call, result, path.as_ref());
     }
-    if let (true, Err(e)) = (diagnose, result) {
+    if let (true, Err(e)) = (entry.interposer, result) {
         let (dir, from_env) = match settings {
             Ok(s) => (s.dir, s.dir_from_env),
             Err(_) => (
@@ -249,8 +412,8 @@ fn finish(
     result
 }
 
-/// glibc's `shm_unlink` answers `ENOENT` for a name its `shm_open` refuses (POSIX lists no
-/// `EINVAL` for it).
+/// glibc's `shm_unlink` and `sem_unlink` answer `ENOENT` for a name its `shm_open` refuses
+/// (POSIX lists no `EINVAL` for them).
 fn unlink_name_errno(f: Fail, names: Names) -> Errno {
     match (names, f.at) {
         (Names::Glibc, At::Name) => Errno::ENOENT,
@@ -274,16 +437,16 @@ mod tests {
 
     #[test]
     fn a_panic_becomes_eio_not_an_unwind_into_c() {
-        let rc = guard(|| panic!("deliberate"));
+        let rc = guard(-1, || panic!("deliberate"));
         assert_eq!(rc, -1);
         assert_eq!(errno(), PANIC_ERRNO);
     }
 
     #[test]
     fn errors_set_errno_and_success_returns_the_value() {
-        assert_eq!(guard(|| Err(Errno::ENAMETOOLONG)), -1);
+        assert_eq!(guard(-1, || Err(Errno::ENAMETOOLONG)), -1);
         assert_eq!(errno(), libc::ENAMETOOLONG);
-        assert_eq!(guard(|| Ok(7)), 7);
+        assert_eq!(guard(-1, || Ok(7)), 7);
     }
 
     #[test]

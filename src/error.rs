@@ -237,6 +237,7 @@ pub(crate) enum FlagError {
     ModeBits(u32),
     NoSize,
     TooLarge(u64),
+    SemValue(u32),
 }
 
 /// Why tmpshm refused (or what the kernel's answer meant), as plain data.
@@ -267,6 +268,7 @@ pub(crate) enum Why {
     TooSmall { size: u64, want: u64 },
     NameNowOther,
     NameTaken,
+    NotASemaphore { size: u64 },
 }
 
 impl fmt::Display for Why {
@@ -296,6 +298,11 @@ impl fmt::Display for Why {
             Why::Flags(FlagError::TooLarge(n)) => {
                 write!(f, "{n} bytes is more than a file can hold")
             }
+            Why::Flags(FlagError::SemValue(v)) => write!(
+                f,
+                "the initial value {v} is above SEM_VALUE_MAX ({})",
+                crate::sem::value_max()
+            ),
             Why::NotRegular { found, role } => {
                 write!(f, "{found} is at the path of {role}, not a regular file")
             }
@@ -346,6 +353,11 @@ impl fmt::Display for Why {
             ),
             Why::NameNowOther => f.write_str("the name now names another object; leaving it alone"),
             Why::NameTaken => f.write_str("something is already at the data path"),
+            Why::NotASemaphore { size } => write!(
+                f,
+                "the file is {size} bytes long, not one sem_t ({} bytes): not a semaphore",
+                crate::sem::SEM_SIZE
+            ),
         }
     }
 }

@@ -98,6 +98,8 @@ mod name;
 mod object;
 mod options;
 mod publish;
+mod registry;
+mod sem;
 mod shm;
 mod sys;
 mod trace;
@@ -116,6 +118,7 @@ pub use nix::fcntl::OFlag;
 pub use nix::sys::stat::Mode;
 pub use nix::NixPath;
 pub use options::ShmOptions;
+pub use sem::{SemOptions, Semaphore, SEM_SIZE};
 pub use shm::Shm;
 pub use trace::{FlockOp, Step};
 

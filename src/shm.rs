@@ -15,7 +15,7 @@ use nix::errno::Errno;
 use nix::sys::stat::{fstat, lstat};
 
 use crate::dir::ShmDir;
-use crate::error::{At, Error, Fail, Op, Result, Why};
+use crate::error::{At, Fail, Op, Result, Why};
 use crate::lock;
 use crate::map::{Access, Mapping};
 use crate::name::ObjectKind;
@@ -285,7 +285,3 @@ impl Drop for Shm {
         }
     }
 }
-
-/// Keeps `Error` in the imports for the docs' intra-doc links.
-#[allow(dead_code)]
-type _Docs = Error;

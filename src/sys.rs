@@ -276,6 +276,45 @@ pub(crate) fn stderr() -> BorrowedFd<'static> {
     unsafe { BorrowedFd::borrow_raw(2) }
 }
 
+/// The file mode creation mask, read without changing it: from `/proc/self/status` (Linux
+/// 4.7 and later), else with two `umask(2)` calls (which another thread creating a file in
+/// between would see as 0o777).
+pub(crate) fn umask() -> nix::sys::stat::Mode {
+    use nix::sys::stat::Mode;
+    if let Some(m) = umask_from_proc() {
+        return m;
+    }
+    let old = nix::sys::stat::umask(Mode::all());
+    nix::sys::stat::umask(old);
+    old
+}
+
+fn umask_from_proc() -> Option<nix::sys::stat::Mode> {
+    let flags = nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC;
+    let fd = retry(|| nix::fcntl::open(c"/proc/self/status", flags, nix::sys::stat::Mode::empty()))
+        .ok()?;
+    let mut buf = [0u8; 4096];
+    let mut len = 0;
+    while len < buf.len() {
+        match retry(|| nix::unistd::read(&fd, &mut buf[len..])) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => len += n,
+        }
+    }
+    let text = &buf[..len];
+    let at = text.windows(6).position(|w| w == b"Umask:")? + 6;
+    let digits = text[at..]
+        .iter()
+        .skip_while(|b| b.is_ascii_whitespace())
+        .take_while(|b| b.is_ascii_digit());
+    let mut v: u32 = 0;
+    for d in digits {
+        v = v.checked_mul(8)? + u32::from(d - b'0');
+    }
+    #[allow(clippy::unnecessary_cast)] // mode_t differs between platforms
+    Some(nix::sys::stat::Mode::from_bits_truncate(v as libc::mode_t))
+}
+
 /// `flock` holders by `(major, minor, inode)`: see [`flock_holders`].
 pub(crate) type HolderMap = std::collections::HashMap<(u64, u64, u64), u32>;
 
@@ -346,6 +385,14 @@ mod tests {
         assert!(StackPath::join(&[&long]).is_some());
         assert!(StackPath::join(&[&long, b"x"]).is_none());
         assert_eq!(StackPath::join(&[]).unwrap().as_cstr().to_bytes(), b"");
+    }
+
+    #[test]
+    fn the_umask_is_read_without_changing_it() {
+        let before = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o027));
+        assert_eq!(umask().bits(), 0o027);
+        assert_eq!(umask_from_proc().map(|m| m.bits()), Some(0o027));
+        nix::sys::stat::umask(before);
     }
 
     #[test]

@@ -99,39 +99,79 @@ pub(crate) fn emit(sink: Sink, mut line: Line) {
 }
 
 /// The arguments of one traced call.
+pub(crate) enum Args<'a> {
+    /// `(name)`: an unlink.
+    Name(Option<&'a [u8]>),
+    /// `(name, oflag, mode)`: `shm_open`.
+    Open(Option<&'a [u8]>, OFlag, Mode),
+    /// `(name, oflag, mode, value)`: `sem_open`.
+    SemOpen(Option<&'a [u8]>, OFlag, Mode, u32),
+    /// `(sem)`: `sem_close`.
+    Addr(usize),
+}
+
+/// One traced call: the function and its arguments.
 pub(crate) struct Call<'a> {
     pub(crate) func: &'static str,
-    pub(crate) name: Option<&'a [u8]>,
-    /// `Some((oflag, mode))` for an open.
-    pub(crate) open: Option<(OFlag, Mode)>,
+    pub(crate) args: Args<'a>,
+}
+
+impl Call<'_> {
+    /// The name argument, if the call has one.
+    pub(crate) fn name(&self) -> Option<&[u8]> {
+        match self.args {
+            Args::Name(n) | Args::Open(n, ..) | Args::SemOpen(n, ..) => n,
+            Args::Addr(_) => None,
+        }
+    }
 }
 
 impl fmt::Display for Call<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "tmpshm[{}]: {}(", std::process::id(), self.func)?;
-        match self.name {
-            Some(n) => write!(f, "\"{}\"", Escaped::new(n))?,
-            None => f.write_str("NULL")?,
-        }
-        if let Some((oflag, mode)) = self.open {
-            write!(f, ", {}, {:04o}", Flags(oflag), mode.bits())?;
+        let name = |f: &mut fmt::Formatter<'_>, n: Option<&[u8]>| match n {
+            Some(n) => write!(f, "\"{}\"", Escaped::new(n)),
+            None => f.write_str("NULL"),
+        };
+        match self.args {
+            Args::Name(n) => name(f, n)?,
+            Args::Open(n, oflag, mode) => {
+                name(f, n)?;
+                write!(f, ", {}, {:04o}", Flags(oflag), mode.bits())?;
+            }
+            Args::SemOpen(n, oflag, mode, value) => {
+                name(f, n)?;
+                write!(f, ", {}, {:04o}, {value}", Flags(oflag), mode.bits())?;
+            }
+            Args::Addr(a) => write!(f, "{a:#x}")?,
         }
         f.write_str(")")
     }
+}
+
+/// What a traced call returned.
+#[derive(Clone, Copy)]
+pub(crate) enum Ret {
+    Int(i32),
+    Ptr(usize),
 }
 
 /// `<call> = <result> [<path>]`, to the sink.
 pub(crate) fn trace(
     sink: Sink,
     call: &Call<'_>,
-    result: Result<i32, Errno>,
+    result: Result<Ret, Errno>,
     path: Option<&StackPath>,
 ) {
     let mut line = Line::new();
     let _ = write!(line, "{call} = ");
     let _ = match result {
-        Ok(v) => write!(line, "{v}"),
-        Err(e) => write!(line, "-1 {e:?} ({})", e.desc()),
+        Ok(Ret::Int(v)) => write!(line, "{v}"),
+        Ok(Ret::Ptr(p)) => write!(line, "{p:#x}"),
+        Err(e) => match call.args {
+            Args::SemOpen(..) => write!(line, "SEM_FAILED {e:?} ({})", e.desc()),
+            _ => write!(line, "-1 {e:?} ({})", e.desc()),
+        },
     };
     if let Some(p) = path {
         let _ = write!(line, " {}", Escaped::path(p.as_path()));
