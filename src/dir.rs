@@ -390,6 +390,25 @@ impl ShmDir {
         inventory::stat(self, ObjectKind::Shm, name.name_bytes())
     }
 
+    /// [`ShmDir::stat`] for an object of any kind (a semaphore: [`ObjectKind::Sem`]).
+    ///
+    /// # Errors
+    /// As [`ShmDir::stat`].
+    ///
+    /// # Example
+    /// ```
+    /// use tmpshm::{ObjectKind, SemOptions, ShmDir};
+    /// let dir = tempfile::tempdir()?;
+    /// let shm = ShmDir::new(dir.path());
+    /// SemOptions::new().dir(shm.clone()).create("/doc-stat-sem")?;
+    /// let info = shm.stat_kind(ObjectKind::Sem, "/doc-stat-sem")?;
+    /// assert_eq!(info.size as usize, tmpshm::SEM_SIZE);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn stat_kind(&self, kind: ObjectKind, name: impl ObjectName) -> Result<ObjectInfo> {
+        inventory::stat(self, kind, name.name_bytes())
+    }
+
     /// The lock file of the shared memory object `name` and whether a live process holds it,
     /// probed as [`ShmDir::list`] probes it; `None` when there is no lock file (or, in a layout
     /// without locks, can be none). Looks at that one file only.
@@ -409,6 +428,26 @@ impl ShmDir {
     /// ```
     pub fn lock_info(&self, name: impl ObjectName) -> Result<Option<LockInfo>> {
         inventory::lock_info(self, ObjectKind::Shm, name.name_bytes())
+    }
+
+    /// [`ShmDir::lock_info`] for an object of any kind.
+    ///
+    /// # Errors
+    /// As [`ShmDir::lock_info`].
+    ///
+    /// # Example
+    /// ```
+    /// let dir = tempfile::tempdir()?;
+    /// let shm = tmpshm::ShmDir::new(dir.path());
+    /// assert!(shm.lock_info_kind(tmpshm::ObjectKind::Sem, "/doc-li")?.is_none());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn lock_info_kind(
+        &self,
+        kind: ObjectKind,
+        name: impl ObjectName,
+    ) -> Result<Option<LockInfo>> {
+        inventory::lock_info(self, kind, name.name_bytes())
     }
 
     /// Removes the lock files and temporary files that no live process holds.

@@ -162,3 +162,35 @@ pub fn shm_unlink<P: ?Sized + NixPath>(name: &P) -> nix::Result<()> {
     let dir = ShmDir::from_env()?;
     name.with_nix_path(|c| dir.unlink(c))?.map_err(Into::into)
 }
+
+/// `sem_open(3)` in the directory the environment chooses ([`ShmDir::from_env`]): `oflag` is
+/// `O_CREAT`, `O_CREAT|O_EXCL` or empty; `mode` (minus the umask) and `value` are used when
+/// creating. See [`SemOptions`] for the builder.
+///
+/// # Errors
+/// As [`SemOptions::create`] and [`SemOptions::open`], errno by errno.
+///
+/// # Example
+/// ```
+/// use tmpshm::{sem_open, sem_unlink, Mode, OFlag};
+/// let dir = tempfile::tempdir().unwrap();
+/// std::env::set_var("TMPSHM_DIR", dir.path());
+/// let sem = sem_open("/doc-sem-open", OFlag::O_CREAT | OFlag::O_EXCL, Mode::S_IRWXU, 1)?;
+/// sem.wait()?;
+/// sem_unlink("/doc-sem-open")?;
+/// # Ok::<(), tmpshm::Error>(())
+/// ```
+pub fn sem_open(name: impl ObjectName, oflag: OFlag, mode: Mode, value: u32) -> Result<Semaphore> {
+    sem::open_env(name.name_bytes(), oflag, mode, value)
+}
+
+/// `sem_unlink(3)` in the directory the environment chooses.
+///
+/// # Errors
+/// As [`ShmDir::unlink`].
+///
+/// # Example
+/// See [`sem_open`].
+pub fn sem_unlink(name: impl ObjectName) -> Result<()> {
+    SemOptions::new().unlink(name)
+}

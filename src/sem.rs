@@ -133,6 +133,31 @@ fn attach(fd: &OwnedFd, made: Option<Mapped>) -> std::result::Result<NonNull<lib
     Ok(addr.cast())
 }
 
+/// `sem_open` in `dir` (the Rust API's path from a checked request to a handle).
+fn open_in(dir: ShmDir, name: &[u8], req: SemRequest) -> Result<Semaphore> {
+    let t = dir.target(name, ObjectKind::Sem, Op::Name)?;
+    let addr = open(&dir.call(), &t, req).map_err(|f| dir.error(f, Some(&t), name))?;
+    let path = t
+        .data()
+        .map_err(|f| dir.error(f, Some(&t), name))?
+        .as_path()
+        .to_path_buf();
+    Ok(Semaphore {
+        addr,
+        name: std::ffi::OsStr::from_bytes(name).to_os_string(),
+        path,
+        dir,
+    })
+}
+
+/// [`crate::sem_open`]: the environment's directory, the umask applied to `mode`.
+pub(crate) fn open_env(name: &[u8], oflag: OFlag, mode: Mode, value: u32) -> Result<Semaphore> {
+    let dir = ShmDir::from_env()?;
+    let req = SemRequest::new(oflag, mode & !crate::sys::umask(), value)
+        .map_err(|f| dir.error(f, None, name))?;
+    open_in(dir, name, req)
+}
+
 /// How to open or create a named semaphore: directory, mode, initial value.
 ///
 /// # Example
@@ -222,19 +247,7 @@ impl SemOptions {
         };
         let req =
             SemRequest::new(oflag, self.mode, self.value).map_err(|f| dir.error(f, None, name))?;
-        let t = dir.target(name, ObjectKind::Sem, Op::Name)?;
-        let addr = open(&dir.call(), &t, req).map_err(|f| dir.error(f, Some(&t), name))?;
-        let path = t
-            .data()
-            .map_err(|f| dir.error(f, Some(&t), name))?
-            .as_path()
-            .to_path_buf();
-        Ok(Semaphore {
-            addr,
-            name: std::ffi::OsStr::from_bytes(name).to_os_string(),
-            path,
-            dir,
-        })
+        open_in(dir, name, req)
     }
 
     /// Creates the semaphore `name` with its value (`O_CREAT|O_EXCL`); `EEXIST` if it exists.
@@ -288,6 +301,33 @@ impl SemOptions {
     /// ```
     pub fn open_or_create(&self, name: impl ObjectName) -> Result<Semaphore> {
         self.run(name.name_bytes(), OFlag::O_CREAT)
+    }
+
+    /// `sem_unlink(3)`: removes the semaphore `name` from the directory; open handles keep
+    /// working.
+    ///
+    /// # Errors
+    /// As [`ShmDir::unlink`].
+    ///
+    /// # Example
+    /// ```
+    /// let dir = tempfile::tempdir()?;
+    /// let opts = tmpshm::SemOptions::new().dir(tmpshm::ShmDir::new(dir.path()));
+    /// let sem = opts.create("/doc-unlink")?;
+    /// opts.unlink("/doc-unlink")?;
+    /// sem.post()?; // still works
+    /// assert_eq!(opts.unlink("/doc-unlink").unwrap_err().raw_os_error(), libc::ENOENT);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[doc(alias = "sem_unlink")]
+    pub fn unlink(&self, name: impl ObjectName) -> Result<()> {
+        let name = name.name_bytes();
+        let dir = match &self.dir {
+            Some(d) => d.clone(),
+            None => ShmDir::from_env()?,
+        };
+        let t = dir.target(name, ObjectKind::Sem, Op::Name)?;
+        object::unlink(&dir.call(), &t).map_err(|f| dir.error(f, Some(&t), name))
     }
 }
 
@@ -399,11 +439,8 @@ impl Semaphore {
     ///
     /// # Example
     /// See [`SemOptions`].
-    #[doc(alias = "sem_unlink")]
     pub fn unlink(&self) -> Result<()> {
-        let name = self.name.as_bytes();
-        let t = self.dir.target(name, ObjectKind::Sem, Op::Name)?;
-        object::unlink(&self.dir.call(), &t).map_err(|f| self.dir.error(f, Some(&t), name))
+        SemOptions::new().dir(self.dir.clone()).unlink(&self.name)
     }
 
     /// The semaphore's name, e.g. `/x`.

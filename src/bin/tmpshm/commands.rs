@@ -7,7 +7,9 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::FileExt;
 
 use serde_json::{json, Value};
-use tmpshm::{AuxKind, LockInfo, LockState, ObjectInfo, ShmDir, ShmOptions};
+use tmpshm::{
+    AuxKind, LockInfo, LockState, ObjectInfo, ObjectKind, SemOptions, ShmDir, ShmOptions,
+};
 
 use crate::fmt::{error_line, os_err, owner, show, show_path, unix_seconds, utc, Shown};
 use crate::{AlreadyReported, CliError};
@@ -104,36 +106,61 @@ fn print_json(v: &Value) -> Result<(), CliError> {
     Ok(())
 }
 
+/// A semaphore's value now, or why it cannot be read.
+fn sem_value(shm: &ShmDir, name: &OsStr) -> Result<i32, String> {
+    let sem = SemOptions::new()
+        .dir(shm.clone())
+        .open(name)
+        .map_err(|e| format!("{:?}", e.errno()))?;
+    sem.value().map_err(|e| format!("{:?}", e.errno()))
+}
+
+fn info_json(shm: &ShmDir, o: &ObjectInfo) -> Value {
+    let mut v = object_json(o);
+    if o.kind == ObjectKind::Sem {
+        v["value"] = sem_value(shm, &o.name).map_or(Value::Null, |n| json!(n));
+    }
+    v
+}
+
+/// A file's path, and why every open refuses it, if one does.
+fn file_column(o: &ObjectInfo) -> String {
+    let mut file = show_path(&o.path).to_string();
+    if o.file != tmpshm::FileKind::Regular {
+        file.push_str(&format!(" ({}: every open refuses it)", o.file.as_str()));
+    } else if o.nlink > 1 {
+        file.push_str(&format!(" ({} links: every open refuses it)", o.nlink));
+    }
+    file
+}
+
 pub fn ls(shm: &ShmDir, json: bool) -> Result<(), CliError> {
     let inv = shm.list()?;
     if json {
         return print_json(&json!({
             "schema": SCHEMA,
             "dir": show_path(shm.dir()).to_string(),
-            "objects": inv.objects.iter().map(object_json).collect::<Vec<_>>(),
+            "objects": inv.objects.iter().map(|o| info_json(shm, o)).collect::<Vec<_>>(),
             "locks": inv.locks.iter().map(lock_json).collect::<Vec<_>>(),
         }));
     }
-    println!("{}: objects: {}", show_path(shm.dir()), inv.objects.len());
-    if !inv.objects.is_empty() {
-        let w = inv
-            .objects
-            .iter()
+    let (sems, objects): (Vec<&ObjectInfo>, Vec<&ObjectInfo>) =
+        inv.objects.iter().partition(|o| o.kind == ObjectKind::Sem);
+    println!("{}: objects: {}", show_path(shm.dir()), objects.len());
+    let width = |list: &[&ObjectInfo]| {
+        list.iter()
             .map(|o| show(&o.name).to_string().chars().count())
             .max()
             .unwrap_or(4)
-            .max(4);
+            .max(4)
+    };
+    if !objects.is_empty() {
+        let w = width(&objects);
         println!(
             "{:<w$}  {:>10}  MODE  {:<8}  {:<20}  FILE",
             "NAME", "SIZE", "OWNER", "MODIFIED"
         );
-        for o in &inv.objects {
-            let mut file = show_path(&o.path).to_string();
-            if o.file != tmpshm::FileKind::Regular {
-                file.push_str(&format!(" ({}: every open refuses it)", o.file.as_str()));
-            } else if o.nlink > 1 {
-                file.push_str(&format!(" ({} links: every open refuses it)", o.nlink));
-            }
+        for o in &objects {
             println!(
                 "{:<w$}  {:>10}  {:04o}  {:<8}  {:<20}  {}",
                 show(&o.name),
@@ -141,12 +168,37 @@ pub fn ls(shm: &ShmDir, json: bool) -> Result<(), CliError> {
                 o.mode,
                 owner(o.uid),
                 utc(o.modified),
-                file
+                file_column(o)
+            );
+        }
+    }
+    if !sems.is_empty() {
+        println!("semaphores: {}", sems.len());
+        let w = width(&sems);
+        println!(
+            "{:<w$}  {:>10}  MODE  {:<8}  {:<20}  FILE",
+            "NAME", "VALUE", "OWNER", "MODIFIED"
+        );
+        for o in &sems {
+            let value =
+                sem_value(shm, &o.name).map_or_else(|e| format!("? {e}"), |v| v.to_string());
+            println!(
+                "{:<w$}  {:>10}  {:04o}  {:<8}  {:<20}  {}",
+                show(&o.name),
+                value,
+                o.mode,
+                owner(o.uid),
+                utc(o.modified),
+                file_column(o)
             );
         }
     }
     for l in &inv.locks {
         let what = match &l.kind {
+            AuxKind::Lock {
+                kind: ObjectKind::Sem,
+                name,
+            } => format!("lock of semaphore {}", show(name)),
             AuxKind::Lock { name, .. } => format!("lock of {}", show(name)),
             _ => "temporary file of a create".to_string(),
         };
@@ -159,21 +211,31 @@ pub fn ls(shm: &ShmDir, json: bool) -> Result<(), CliError> {
     Ok(())
 }
 
-pub fn stat(shm: &ShmDir, name: &OsStr, json: bool) -> Result<(), CliError> {
-    let info = shm.stat(name)?;
-    let lock_path = shm.lock_path(name)?;
+pub fn stat(shm: &ShmDir, name: &OsStr, sem: bool, json: bool) -> Result<(), CliError> {
+    let kind = if sem {
+        ObjectKind::Sem
+    } else {
+        ObjectKind::Shm
+    };
+    let info = shm.stat_kind(kind, name)?;
     // Probes that one lock file, not the whole directory.
-    let lock = shm.lock_info(name)?;
+    let lock = shm.lock_info_kind(kind, name)?;
     if json {
-        let mut v = object_json(&info);
+        let mut v = info_json(shm, &info);
         v["lock"] = lock.as_ref().map_or(Value::Null, lock_json);
         v["schema"] = json!(SCHEMA);
         return print_json(&v);
     }
     println!("name:     {}", show(&info.name));
     println!("file:     {}", show_path(&info.path));
-    println!("kind:     {}", info.file.as_str());
+    println!("kind:     {} ({})", info.kind.as_str(), info.file.as_str());
     println!("size:     {}", info.size);
+    if sem {
+        match sem_value(shm, name) {
+            Ok(v) => println!("value:    {v}"),
+            Err(e) => println!("value:    unknown ({e})"),
+        }
+    }
     println!("mode:     {:04o}", info.mode);
     println!(
         "owner:    {} (uid {}, gid {})",
@@ -183,13 +245,13 @@ pub fn stat(shm: &ShmDir, name: &OsStr, json: bool) -> Result<(), CliError> {
     );
     println!("links:    {}", info.nlink);
     println!("modified: {}", utc(info.modified));
-    match (&lock_path, &lock) {
+    match (kind.lock_prefix(shm.layout()), &lock) {
         (_, Some(l)) => println!(
             "lock:     {}: {}",
             show_path(&l.path),
             lock_state_text(l.state)
         ),
-        (Some(p), None) => println!("lock:     {} absent (no one is creating it)", show_path(p)),
+        (Some(_), None) => println!("lock:     absent (no one is creating it)"),
         (None, None) => println!("lock:     none in this layout"),
     }
     Ok(())
@@ -290,12 +352,18 @@ fn rm_names(names: &[OsString], escaped: bool) -> Result<Vec<OsString>, CliError
         .collect()
 }
 
-pub fn rm(shm: &ShmDir, names: &[OsString], escaped: bool) -> Result<(), CliError> {
+pub fn rm(shm: &ShmDir, names: &[OsString], escaped: bool, sem: bool) -> Result<(), CliError> {
     // Every escaped name is checked before the first is removed.
     let names = rm_names(names, escaped)?;
     let mut failed = false;
+    let sems = SemOptions::new().dir(shm.clone());
     for name in &names {
-        match shm.unlink(name.as_os_str()) {
+        let removed = if sem {
+            sems.unlink(name.as_os_str())
+        } else {
+            shm.unlink(name.as_os_str())
+        };
+        match removed {
             Ok(()) => println!("removed {}", show(name)),
             Err(e) => {
                 eprintln!("tmpshm: {}", error_line(&e));

@@ -85,6 +85,9 @@ enum Command {
         /// The object name.
         #[arg(value_parser = clap::value_parser!(OsString))]
         name: OsString,
+        /// NAME is a named semaphore (its value is shown too).
+        #[arg(long)]
+        sem: bool,
         /// Print JSON (see --help for the fields).
         #[arg(long)]
         json: bool,
@@ -113,6 +116,9 @@ enum Command {
         /// `tmpshm ls --json | jq -r '.objects[].name' | xargs -d '\n' tmpshm rm --escaped`.
         #[arg(long)]
         escaped: bool,
+        /// The names are named semaphores (sem_unlink).
+        #[arg(long)]
+        sem: bool,
     },
     /// Remove lock and temporary files that no live process holds.
     Gc,
@@ -170,8 +176,10 @@ macro_rules! object_fields {
         "  name           the object name, escaped as in the human output (\\n, \\xNN, \\u{NN}, \\\\);
                  no control characters, no newline; `rm --escaped` takes it back
   path           the data file, escaped the same way
+  object         \"shm\" (shared memory) or \"sem\" (a named semaphore)
   kind           file, directory, symlink, fifo, socket or other (only a file can be opened)
   size           bytes
+  value          a semaphore's value now (null if it cannot be read; absent for shm)
   mode           permission bits in octal, e.g. \"0600\"
   uid, gid       owner and group ids; owner: the user name, or the uid
   nlink          hard links (more than one: every open refuses it)
@@ -182,6 +190,7 @@ macro_rules! object_fields {
 macro_rules! lock_fields {
     () => {
         "  kind           \"lock\", or \"temp\" (the temporary file of a sized create)
+  object         \"shm\" or \"sem\": the kind of object it belongs to
   name           the object it locks, escaped (null for temp)
   path, uid, owner, size, modified   as for objects
   state          \"held\", \"stale\" or \"unknown: ERRNO\"; pid: the holder when known, else null"
@@ -314,10 +323,14 @@ fn main() -> ExitCode {
             exist_ok,
         } => commands::create(&shm, &name, size, mode, exist_ok),
         Command::Ls { json } => commands::ls(&shm, json),
-        Command::Stat { name, json } => commands::stat(&shm, &name, json),
+        Command::Stat { name, sem, json } => commands::stat(&shm, &name, sem, json),
         Command::Write { name, offset } => commands::write(&shm, &name, offset),
         Command::Cat { name } => commands::cat(&shm, &name),
-        Command::Rm { names, escaped } => commands::rm(&shm, &names, escaped),
+        Command::Rm {
+            names,
+            escaped,
+            sem,
+        } => commands::rm(&shm, &names, escaped, sem),
         Command::Gc => commands::gc(&shm),
         Command::Tour { all_maps } => tour::run(&shm, all_maps),
         Command::Doctor => doctor::run(&shm, source),

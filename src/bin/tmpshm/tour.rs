@@ -6,9 +6,9 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-use tmpshm::{Access, Mapping, Mode, OFlag, Shm, ShmDir, ShmOptions, Step};
+use tmpshm::{Access, Mapping, Mode, OFlag, SemOptions, Shm, ShmDir, ShmOptions, Step};
 
-use crate::fmt::{error_line, os_err, show_path, show_text, trace_line, Shown};
+use crate::fmt::{error_line, os_err, show, show_path, show_text, trace_line, Shown};
 use crate::CliError;
 
 const SIZE: usize = 4096;
@@ -188,6 +188,9 @@ pub fn run(shm: &ShmDir, all_maps: bool) -> Result<(), CliError> {
     heading("5. The ftruncate snag: opening an object before its creator sized it");
     snag(shm)?;
 
+    heading("6. A named semaphore: the same layer, a sem_t in a file");
+    semaphore(shm)?;
+
     heading("Cleanup");
     drop(map);
     drop(plain_map);
@@ -247,6 +250,42 @@ fn pmap(marks: &[(usize, String)], all: bool) -> Result<(), CliError> {
             "({others} other mappings: the program, libc, heap, stack; --all-maps shows them)"
         );
     }
+    Ok(())
+}
+
+fn semaphore(shm: &ShmDir) -> Result<(), CliError> {
+    let opts = SemOptions::new().dir(shm.clone());
+    let sem = with_fresh_name("semaphore", shm.dir(), |suffix| {
+        opts.create(format!("/tour-sem-{suffix}").as_str())
+            .map_err(failed)
+    })?;
+    let name = show(sem.name()).to_string();
+    println!(
+        "sem_open(\"{name}\", O_CREAT|O_EXCL, 0600, 0) = {:p}",
+        sem.as_ptr()
+    );
+    println!(
+        "the semaphore: {} (one sem_t of this libc, {} bytes, initialised by sem_init(sem, 1, 0) before it got its name)",
+        describe(sem.path()),
+        tmpshm::SEM_SIZE
+    );
+    sem.post()?;
+    println!("sem_post(sem) = 0; sem_getvalue = {}", sem.value()?);
+    let took = sem.try_wait()?;
+    println!(
+        "sem_trywait(sem) = {}; sem_getvalue = {}",
+        if took { "0" } else { "-1 EAGAIN" },
+        sem.value()?
+    );
+    let again = opts.open(sem.name())?;
+    println!(
+        "a second sem_open(\"{name}\") in this process = {:p}: the same address, as POSIX wants",
+        again.as_ptr()
+    );
+    drop(again);
+    let path = sem.path().to_path_buf();
+    sem.unlink()?;
+    println!("sem_unlink(\"{name}\") = 0; {}", describe(&path));
     Ok(())
 }
 
