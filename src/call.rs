@@ -128,7 +128,7 @@ impl<'a> Call<'a> {
             path: as_path(path),
             len,
         });
-        let len = i64::try_from(len).map_err(|_| Errno::EFBIG)?;
+        let len = libc::off_t::try_from(len).map_err(|_| Errno::EFBIG)?;
         retry(|| ftruncate(fd, len))
     }
 

@@ -98,7 +98,7 @@ fn discard(call: &Call<'_>, locked: Locked, held: &FileStat, path: &CStr) -> Res
 /// file that no other user can open.
 pub(crate) fn acquire<'a>(call: &'a Call<'a>, path: &'a CStr) -> Result<LockGuard<'a>, Fail> {
     let busy = |st: &FileStat| {
-        let mode = st.st_mode & 0o7777;
+        let mode = vet::mode(st) & 0o7777;
         Fail::new(Errno::EPERM, Op::Lock, At::Lock).why(Why::LockBusyOpen { mode })
     };
     loop {
@@ -201,7 +201,7 @@ mod tests {
         let call = Call::new(false, None);
         let guard = acquire(&call, &path).unwrap();
         let st = fstat(guard.fd()).unwrap();
-        assert_eq!((st.st_nlink, st.st_mode & 0o777), (1, 0o600));
+        assert_eq!((st.st_nlink, vet::mode(&st) & 0o777), (1, 0o600));
         drop(guard);
         assert!(!d.path().join(".SHMLx").exists());
     }

@@ -208,7 +208,7 @@ pub(crate) fn open_existing(
     call.emit(Step::Checked {
         path: as_path(path),
         uid: st.st_uid,
-        mode: st.st_mode & 0o7777,
+        mode: vet::mode(&st) & 0o7777,
         #[allow(clippy::useless_conversion)] // nlink_t differs between platforms
         nlink: u64::from(st.st_nlink),
         size: st.st_size,

@@ -101,8 +101,8 @@ pub(crate) fn open(
             let m = Mapped::new(fd, SEM_SIZE).map_err(|e| Fail::new(e, Op::Map, At::Data))?;
             // SAFETY: the mapping is SEM_SIZE bytes, page-aligned, and ours alone: no one can
             // open the temporary file before it is renamed into place.
-            let r = unsafe { libc::sem_init(m.addr.as_ptr().cast(), 1, req.value) };
-            Errno::result(r).map_err(|e| Fail::new(e, Op::Open, At::Data))?;
+            unsafe { crate::sys::sem_init_shared(m.addr.as_ptr().cast(), req.value) }
+                .map_err(|e| Fail::new(e, Op::Open, At::Data))?;
             made = Some(m);
             Ok(())
         });
@@ -397,12 +397,15 @@ impl Semaphore {
             .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
             .ok_or_else(|| self.fail(Errno::EINVAL))?;
         let ts = libc::timespec {
-            tv_sec: libc::time_t::try_from(deadline.as_secs())
+            tv_sec: deadline
+                .as_secs()
+                .try_into()
                 .map_err(|_| self.fail(Errno::EINVAL))?,
-            tv_nsec: deadline.subsec_nanos().into(),
+            // Below 10^9: fits every platform's c_long.
+            tv_nsec: deadline.subsec_nanos() as _,
         };
         // SAFETY: as in `wait`; `ts` outlives the call.
-        match retry(|| Errno::result(unsafe { libc::sem_timedwait(self.sem(), &ts) })) {
+        match retry(|| unsafe { crate::sys::sem_timedwait(self.sem(), &ts) }) {
             Ok(_) => Ok(true),
             Err(Errno::ETIMEDOUT) => Ok(false),
             Err(e) => Err(self.fail(e)),
@@ -425,11 +428,8 @@ impl Semaphore {
     /// # Errors
     /// `EINVAL`: not a valid semaphore.
     pub fn value(&self) -> Result<i32> {
-        let mut v = 0;
-        // SAFETY: as in `wait`; `v` is a valid int to write.
-        Errno::result(unsafe { libc::sem_getvalue(self.sem(), &mut v) })
-            .map(|_| v)
-            .map_err(|e| self.fail(e))
+        // SAFETY: as in `wait`.
+        unsafe { crate::sys::sem_getvalue(self.sem()) }.map_err(|e| self.fail(e))
     }
 
     /// `sem_unlink(3)`: removes the name; this and every other open handle keep working.

@@ -175,6 +175,7 @@ pub(crate) fn rename_noreplace(_from: &CStr, _to: &CStr) -> nix::Result<()> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Reserved {
     /// The file system allocated them: writes to the range cannot fail for want of space.
+    #[cfg_attr(target_vendor = "apple", allow(dead_code))]
     Yes,
     /// The file system cannot reserve (`fallocate` unsupported): nothing was done.
     Unsupported,
@@ -215,8 +216,46 @@ pub(crate) fn reserve(
     }
 }
 
-/// No `fallocate` here: nothing is reserved.
-#[cfg(not(any(target_os = "linux", target_os = "android")))]
+/// `posix_fallocate(3)`, which always grows the file to cover the range: a reservation that
+/// must keep the size (a mapping's) is not possible here. ZFS answers `EINVAL`: unsupported.
+#[cfg(any(target_os = "freebsd", target_os = "illumos", target_os = "solaris"))]
+pub(crate) fn reserve(
+    fd: BorrowedFd<'_>,
+    offset: u64,
+    len: u64,
+    keep_size: bool,
+) -> nix::Result<Reserved> {
+    if len == 0 {
+        return Ok(Reserved::Yes);
+    }
+    if keep_size {
+        return Ok(Reserved::Unsupported);
+    }
+    let off = libc::off_t::try_from(offset).map_err(|_| Errno::EFBIG)?;
+    let n = libc::off_t::try_from(len).map_err(|_| Errno::EFBIG)?;
+    // SAFETY: posix_fallocate takes an fd and integers; no memory of ours is involved. It
+    // returns the error number rather than setting errno.
+    let r = retry(
+        || match unsafe { libc::posix_fallocate(fd.as_raw_fd(), off, n) } {
+            0 => Ok(()),
+            e => Err(Errno::from_raw(e)),
+        },
+    );
+    match r {
+        Ok(()) => Ok(Reserved::Yes),
+        Err(Errno::EOPNOTSUPP | Errno::ENOSYS | Errno::EINVAL) => Ok(Reserved::Unsupported),
+        Err(e) => Err(e),
+    }
+}
+
+/// No way to reserve here: nothing is reserved.
+#[cfg(not(any(
+    target_os = "linux",
+    target_os = "android",
+    target_os = "freebsd",
+    target_os = "illumos",
+    target_os = "solaris"
+)))]
 pub(crate) fn reserve(
     _fd: BorrowedFd<'_>,
     _offset: u64,
@@ -236,8 +275,31 @@ pub(crate) fn secure_execution() -> bool {
     unsafe { libc::getauxval(libc::AT_SECURE) != 0 }
 }
 
-/// Whether this process runs with privileges its invoker does not have.
-#[cfg(not(any(target_os = "linux", target_os = "android")))]
+/// Whether this process runs with privileges its invoker does not have: `issetugid(2)` on
+/// the BSDs and Apple's systems.
+#[cfg(any(
+    target_os = "freebsd",
+    target_os = "openbsd",
+    target_os = "netbsd",
+    target_os = "dragonfly",
+    target_vendor = "apple"
+))]
+pub(crate) fn secure_execution() -> bool {
+    // SAFETY: issetugid takes nothing and touches no memory of ours.
+    unsafe { libc::issetugid() != 0 }
+}
+
+/// Whether this process runs with privileges its invoker does not have: its real and
+/// effective ids differ (where nothing better is known, illumos included).
+#[cfg(not(any(
+    target_os = "linux",
+    target_os = "android",
+    target_os = "freebsd",
+    target_os = "openbsd",
+    target_os = "netbsd",
+    target_os = "dragonfly",
+    target_vendor = "apple"
+)))]
 pub(crate) fn secure_execution() -> bool {
     use nix::unistd::{getegid, geteuid, getgid, getuid};
     getuid() != geteuid() || getgid() != getegid()
@@ -274,6 +336,69 @@ pub(crate) fn stderr() -> BorrowedFd<'static> {
     // SAFETY: fd 2 is the process's standard error for its whole life (closed, a write to it
     // fails with EBADF, which the callers ignore).
     unsafe { BorrowedFd::borrow_raw(2) }
+}
+
+/// `sem_init(sem, 1, value)`: a process-shared semaphore in shared memory.
+///
+/// # Safety
+/// `sem` points to writable memory of `size_of::<sem_t>()` bytes.
+#[cfg(not(target_vendor = "apple"))]
+pub(crate) unsafe fn sem_init_shared(sem: *mut libc::sem_t, value: u32) -> nix::Result<()> {
+    // SAFETY: as the caller promises.
+    Errno::result(unsafe { libc::sem_init(sem, 1, value) }).map(drop)
+}
+
+/// `sem_timedwait(3)` with an absolute `CLOCK_REALTIME` deadline.
+///
+/// # Safety
+/// `sem` points to an initialised semaphore.
+#[cfg(not(target_vendor = "apple"))]
+pub(crate) unsafe fn sem_timedwait(sem: *mut libc::sem_t, at: &libc::timespec) -> nix::Result<()> {
+    // SAFETY: as the caller promises; `at` outlives the call.
+    Errno::result(unsafe { libc::sem_timedwait(sem, at) }).map(drop)
+}
+
+/// `sem_getvalue(3)`.
+///
+/// # Safety
+/// `sem` points to an initialised semaphore.
+#[cfg(not(target_vendor = "apple"))]
+pub(crate) unsafe fn sem_getvalue(sem: *mut libc::sem_t) -> nix::Result<i32> {
+    let mut v = 0;
+    // SAFETY: as the caller promises; `v` is a valid int to write.
+    Errno::result(unsafe { libc::sem_getvalue(sem, &mut v) }).map(|_| v)
+}
+
+// Apple's libc has no unnamed semaphores (no `sem_init`): named semaphores answer `ENOSYS`.
+
+/// `sem_init` is missing here: `ENOSYS`.
+///
+/// # Safety
+/// None.
+#[cfg(target_vendor = "apple")]
+pub(crate) unsafe fn sem_init_shared(_sem: *mut libc::sem_t, _value: u32) -> nix::Result<()> {
+    Err(Errno::ENOSYS)
+}
+
+/// `sem_timedwait` is missing here: `ENOSYS`.
+///
+/// # Safety
+/// None.
+#[cfg(target_vendor = "apple")]
+pub(crate) unsafe fn sem_timedwait(
+    _sem: *mut libc::sem_t,
+    _at: &libc::timespec,
+) -> nix::Result<()> {
+    Err(Errno::ENOSYS)
+}
+
+/// `sem_getvalue` is missing here: `ENOSYS`.
+///
+/// # Safety
+/// None.
+#[cfg(target_vendor = "apple")]
+pub(crate) unsafe fn sem_getvalue(_sem: *mut libc::sem_t) -> nix::Result<i32> {
+    Err(Errno::ENOSYS)
 }
 
 /// The file mode creation mask, read without changing it: from `/proc/self/status` (Linux
@@ -361,15 +486,24 @@ pub(crate) fn flock_holders() -> Option<HolderMap> {
     None
 }
 
-/// The key of a file in [`flock_holders`].
-#[allow(clippy::unnecessary_cast)] // the types differ between Linux and Android
+/// The key of a file in [`flock_holders`]: `/proc/locks` shows the device as
+/// `major:minor` (hex), which Linux packs into `st_dev` as glibc's `gnu_dev_major` and
+/// `gnu_dev_minor` unpack it (done here on the 64-bit value: 32-bit Android's `dev_t` is
+/// narrower than its `st_dev`).
+#[cfg(any(target_os = "linux", target_os = "android"))]
+#[allow(clippy::unnecessary_cast, clippy::useless_conversion)] // the types differ
 pub(crate) fn holder_key(st: &nix::sys::stat::FileStat) -> (u64, u64, u64) {
-    let dev = st.st_dev;
-    (
-        libc::major(dev) as u64,
-        libc::minor(dev) as u64,
-        st.st_ino as u64,
-    )
+    let dev = st.st_dev as u64;
+    let major = ((dev >> 8) & 0xfff) | ((dev >> 32) & !0xfff);
+    let minor = (dev & 0xff) | ((dev >> 12) & !0xff);
+    (major, minor, st.st_ino as u64)
+}
+
+/// The key of a file in [`flock_holders`] (never found: there is no `/proc/locks` here).
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+#[allow(clippy::unnecessary_cast, clippy::useless_conversion)] // the types differ
+pub(crate) fn holder_key(st: &nix::sys::stat::FileStat) -> (u64, u64, u64) {
+    (st.st_dev as u64, 0, st.st_ino as u64)
 }
 
 #[cfg(test)]
@@ -393,6 +527,17 @@ mod tests {
         assert_eq!(umask().bits(), 0o027);
         assert_eq!(umask_from_proc().map(|m| m.bits()), Some(0o027));
         nix::sys::stat::umask(before);
+    }
+
+    #[test]
+    #[cfg(target_os = "linux")]
+    fn holder_keys_unpack_the_device_as_libc_does() {
+        let f = tempfile::tempfile().unwrap();
+        let st = nix::sys::stat::fstat(&f).unwrap();
+        let (major, minor, ino) = holder_key(&st);
+        assert_eq!(major, u64::from(libc::major(st.st_dev)));
+        assert_eq!(minor, u64::from(libc::minor(st.st_dev)));
+        assert_eq!(ino, st.st_ino);
     }
 
     #[test]

@@ -9,7 +9,7 @@
 //! layer's business.
 
 use nix::errno::Errno;
-use nix::sys::stat::{FileStat, SFlag};
+use nix::sys::stat::FileStat;
 
 use crate::call::Call;
 use crate::error::{At, Fail, Op, Role, Why};
@@ -39,7 +39,7 @@ pub(crate) fn file(call: &Call<'_>, st: &FileStat, op: Op, role: Role, at: At) -
 pub(crate) fn object(call: &Call<'_>, st: &FileStat, op: Op) -> Result<(), Fail> {
     file(call, st, op, Role::Object, At::Data)?;
     if !call.cross_user && others_can_link(st) {
-        let mode = st.st_mode & 0o7777;
+        let mode = mode(st) & 0o7777;
         return Err(Fail::new(Errno::EPERM, op, At::Data).why(Why::OthersCanLink { mode }));
     }
     Ok(())
@@ -54,19 +54,38 @@ pub(crate) fn lock(call: &Call<'_>, st: &FileStat) -> Result<(), Fail> {
 /// or other bits), which is what `fs.protected_hardlinks=1` asks of a user who links a file
 /// they do not own.
 pub(crate) fn others_can_link(st: &FileStat) -> bool {
-    let mode = st.st_mode;
+    let mode = mode(st);
     mode & 0o060 == 0o060 || mode & 0o006 == 0o006
 }
 
 /// Whether users other than the owner can open the file (any read or write bit for group or
 /// other). Whoever can open a lock file can `flock` it, for as long as it likes.
 pub(crate) fn open_to_others(st: &FileStat) -> bool {
-    st.st_mode & 0o066 != 0
+    mode(st) & 0o066 != 0
+}
+
+/// `st_mode` as a `u32`, whatever width `mode_t` has here (16 bits on some systems).
+#[allow(clippy::useless_conversion, clippy::unnecessary_cast)] // mode_t differs
+pub(crate) fn mode(st: &FileStat) -> u32 {
+    st.st_mode as u32
+}
+
+/// The file type bits of `st` (`S_IFMT`).
+#[allow(clippy::unnecessary_cast)] // mode_t differs
+fn file_type(st: &FileStat) -> u32 {
+    mode(st) & libc::S_IFMT as u32
 }
 
 /// Whether `st` is a regular file.
+#[allow(clippy::unnecessary_cast)] // mode_t differs
 pub(crate) fn is_regular(st: &FileStat) -> bool {
-    SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits()) == SFlag::S_IFREG
+    file_type(st) == libc::S_IFREG as u32
+}
+
+/// Whether `st` is a directory.
+#[allow(clippy::unnecessary_cast)] // mode_t differs
+pub(crate) fn is_dir(st: &FileStat) -> bool {
+    file_type(st) == libc::S_IFDIR as u32
 }
 
 /// Whether two `stat`s are of the same file.
@@ -75,14 +94,23 @@ pub(crate) fn same_file(a: &FileStat, b: &FileStat) -> bool {
 }
 
 /// What kind of file `st` is, for a refusal.
+#[allow(clippy::unnecessary_cast)] // mode_t differs
 fn found(st: &FileStat) -> &'static str {
-    match SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits()) {
-        SFlag::S_IFDIR => "a directory",
-        SFlag::S_IFIFO => "a FIFO",
-        SFlag::S_IFSOCK => "a socket",
-        SFlag::S_IFCHR => "a character device",
-        SFlag::S_IFBLK => "a block device",
-        SFlag::S_IFLNK => "a symbolic link",
-        _ => "something",
+    let t = file_type(st);
+    let is = |k: libc::mode_t| t == k as u32;
+    if is(libc::S_IFDIR) {
+        "a directory"
+    } else if is(libc::S_IFIFO) {
+        "a FIFO"
+    } else if is(libc::S_IFSOCK) {
+        "a socket"
+    } else if is(libc::S_IFCHR) {
+        "a character device"
+    } else if is(libc::S_IFBLK) {
+        "a block device"
+    } else if is(libc::S_IFLNK) {
+        "a symbolic link"
+    } else {
+        "something"
     }
 }

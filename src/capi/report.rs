@@ -229,7 +229,7 @@ fn diagnose(dir: &[u8]) -> Option<&'static str> {
         Err(Errno::ENOTDIR) => Some("is below something that is not a directory"),
         Err(Errno::EACCES) => Some("cannot be reached by this user"),
         Err(_) => Some("cannot be examined"),
-        Ok(st) if st.st_mode & libc::S_IFMT != libc::S_IFDIR => Some("is not a directory"),
+        Ok(st) if !crate::vet::is_dir(&st) => Some("is not a directory"),
         Ok(_) => match nix::unistd::access(path.as_cstr(), AccessFlags::W_OK | AccessFlags::X_OK) {
             Err(Errno::EROFS) => Some("is on a read-only file system"),
             Err(_) => Some("is not writable for this user"),

@@ -25,7 +25,7 @@ pub fn run(shm: &ShmDir, name: &str) -> Result<(), CliError> {
         "shm_open(\"{shown}\", O_CREAT|O_EXCL|O_RDWR, 0600) = fd {}",
         fd_num(&fd)
     );
-    nix::unistd::ftruncate(&fd, SIZE as i64).map_err(|e| err(format!("ftruncate: {e}")))?;
+    nix::unistd::ftruncate(&fd, SIZE as libc::off_t).map_err(|e| err(format!("ftruncate: {e}")))?;
     println!("ftruncate(fd, {SIZE}) = 0");
     let map = Mapping::new(&fd, SIZE, Access::ReadWrite)?;
     println!(

@@ -168,6 +168,8 @@ pub fn run(shm: &ShmDir, source: &str) -> Result<(), CliError> {
 
     match nix::unistd::pathconf(dir, nix::unistd::PathconfVar::NAME_MAX) {
         Ok(Some(max)) => {
+            #[allow(clippy::useless_conversion)] // c_long is i32 on 32-bit systems
+            let max = i64::from(max);
             let prefix = tmpshm::ObjectKind::Shm.data_prefix(shm.layout()).len() as i64;
             println!(
                 "NAME_MAX:     {max}: names up to {} bytes after the '/' ({:?} takes {prefix})",
