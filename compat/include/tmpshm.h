@@ -1,13 +1,30 @@
 /*
  * tmpshm.h - POSIX shm_open/shm_unlink in userspace, the illumos way, for C.
  *
- * Link with -ltmpshm_compat (target/release/libtmpshm_compat.so), or run an unmodified
- * program with LD_PRELOAD=/path/to/libtmpshm_compat.so: the library also exports shm_open
- * and shm_unlink themselves.
- *
- * Objects are plain files <dir>/.SHMD<name> (created under the lock <dir>/.SHML<name>),
+ * Objects are plain files <dir>/.SHMD<name>, created under the lock file <dir>/.SHML<name>,
  * where <dir> is $TMPSHM_DIR (an absolute path), else /tmp, read at every call.
- * TMPSHM_CROSS_USER=1 allows objects owned by other users (refused with EPERM otherwise).
+ * TMPSHM_CROSS_USER=1 accepts objects owned by other users, and objects other users may both
+ * read and write (both refused with EPERM otherwise). A set-user-ID or set-group-ID program
+ * ignores both variables. No function allocates memory, on any path.
+ *
+ * Two libraries; pick the one that fits:
+ *
+ *   libtmpshm (libtmpshm.so.0; in the build tree target/release/libtmpshm_c.so and
+ *   libtmpshm_c.a): link it to call tmpshm_shm_open and tmpshm_shm_unlink below, on purpose.
+ *   It exports only those two functions: the program's own shm_open and shm_unlink still reach
+ *   the system's.
+ *       cc prog.c -ltmpshm                     (installed: libtmpshm.so -> libtmpshm.so.0)
+ *       cc prog.c -Ltarget/release -ltmpshm_c -Wl,-rpath,DIR
+ *                                              (build tree: DIR/libtmpshm.so.0 -> libtmpshm_c.so)
+ *
+ *   libtmpshm_preload.so: preload it to run an unmodified program on tmpshm. It exports only
+ *   shm_open and shm_unlink, which then replace the system's for the whole program. They
+ *   behave as tmpshm_shm_open and tmpshm_shm_unlink, except for the names, which follow
+ *   glibc's rules since they stand in for glibc's calls: leading slashes are dropped ("x",
+ *   "/x" and "//x" are one object), a name shm_open refuses gives ENOENT to shm_unlink.
+ *   TMPSHM_NAMES=strict applies illumos's rule below instead. This header declares nothing
+ *   for it: the program keeps using <sys/mman.h>.
+ *       TMPSHM_DIR=/tmp LD_PRELOAD=/path/to/libtmpshm_preload.so ./program
  */
 #ifndef TMPSHM_H
 #define TMPSHM_H
@@ -19,27 +36,44 @@ extern "C" {
 #endif
 
 /*
- * shm_open(3) on tmpshm. Returns a new file descriptor with FD_CLOEXEC set, or -1 with
- * errno set:
+ * shm_open(3) on tmpshm. oflag is O_RDONLY or O_RDWR with any of O_CREAT, O_EXCL, O_TRUNC
+ * (O_CLOEXEC and O_NOFOLLOW are accepted and always implied); mode (permission bits only)
+ * applies to a new object, minus the umask. The name is '/' followed by at least one byte,
+ * none of them '/'. Returns a new file descriptor with FD_CLOEXEC set, or -1 with errno set:
  *   EINVAL       NULL or invalid name (empty, no leading '/', another '/', "/" alone);
- *                access mode other than O_RDONLY/O_RDWR; a flag other than O_CREAT,
- *                O_EXCL, O_TRUNC (O_CLOEXEC, O_NOFOLLOW are implied); O_EXCL without
+ *                access mode O_WRONLY; a flag outside the list above; O_EXCL without
  *                O_CREAT; O_TRUNC with O_RDONLY; mode bits outside 0777 with O_CREAT;
- *                something other than a regular file at the object's path
- *   ENAMETOOLONG ".SHMD" + the name exceeds the file system's NAME_MAX
+ *                something other than a regular file at the data or lock path;
+ *                $TMPSHM_DIR is not an absolute path
+ *   ENAMETOOLONG ".SHMD" + the name exceeds the file system's NAME_MAX (250 bytes after the
+ *                '/' where it is 255), or the path exceeds PATH_MAX
  *   ENOENT       no such object and no O_CREAT
  *   EEXIST       O_CREAT|O_EXCL and the object exists
- *   EACCES       the object's mode refuses the access
- *   EPERM        owned by another user (without TMPSHM_CROSS_USER=1), or hard-linked
- *   ELOOP        a symbolic link at the object's path (never followed)
+ *   EACCES       the object's mode refuses the access; the lock file exists and may not be
+ *                opened; the directory is not writable (creation); with cross-user sharing,
+ *                someone holds a file lease on the file, or it is a running program (tmpshm
+ *                never waits for either)
+ *   EPERM        the object or lock file is owned by another user (without cross-user
+ *                sharing); it has more than one hard link; without cross-user sharing,
+ *                other users may both read and write the object (e.g. mode 0666 or 0664),
+ *                or the lock file is busy and other users may open it
+ *   ELOOP        a symbolic link at the data or lock path (never followed)
  *   EIO          internal error (a caught panic)
- *   and EMFILE, ENFILE, ENOSPC, EROFS, ENOTDIR as open(2).
+ *   and EMFILE, ENFILE, ENOSPC, EROFS, ENOTDIR as open(2). Never EINTR: interrupted calls
+ *   are retried.
  */
 int tmpshm_shm_open(const char *name, int oflag, mode_t mode);
 
 /*
- * shm_unlink(3) on tmpshm. Returns 0, or -1 with errno set: EINVAL (NULL or invalid name),
- * ENAMETOOLONG, ENOENT, EACCES (another user's object), EIO (a caught panic).
+ * shm_unlink(3) on tmpshm: removes the name; the memory lives on while any fd or mapping
+ * does. Takes the same names as tmpshm_shm_open. Returns 0, or -1 with errno set:
+ *   EINVAL       NULL or invalid name; a directory at the path; $TMPSHM_DIR is not absolute
+ *   ENAMETOOLONG ".SHMD" + the name exceeds the file system's NAME_MAX
+ *   ENOENT       no such object
+ *   EACCES       the object belongs to another user in a sticky directory, or the directory
+ *                is not writable
+ *   EIO          internal error (a caught panic)
+ *   and EROFS, ENOTDIR, EBUSY as unlink(2).
  */
 int tmpshm_shm_unlink(const char *name);
 

@@ -11,7 +11,7 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use tmpshm::{OFlag, ShmDir};
+use tmpshm::{Mode, OFlag, ShmDir};
 use tmpshm_bench::{machine, median, native_open, native_unlink, ns_per_op, quantile, Rng};
 
 /// One contender: the native call, or tmpshm in a directory.
@@ -41,7 +41,7 @@ impl Target {
         match self {
             Target::Native { .. } => native_open(name, flags.bits(), mode).map(drop),
             Target::Tmpshm { shm } => shm
-                .open(name.as_c_str(), flags, mode)
+                .open(name.as_c_str(), flags, Mode::from_bits_retain(mode))
                 .map(drop)
                 .map_err(|e| e.errno() as i32),
         }

@@ -4,7 +4,9 @@
 
 use std::path::PathBuf;
 
-use tmpshm::{OFlag, ShmDir};
+use tmpshm::{Mode, OFlag, ShmDir};
+
+const RW_USER: Mode = Mode::S_IRUSR.union(Mode::S_IWUSR);
 use tmpshm_bench::ns_per_op;
 
 fn main() {
@@ -24,15 +26,17 @@ fn main() {
     std::fs::create_dir_all(&dir).unwrap();
     let shm = ShmDir::new(&dir);
     let rw = OFlag::O_RDWR;
-    drop(shm.open("/existing", rw | OFlag::O_CREAT, 0o600).unwrap());
+    drop(shm.open("/existing", rw | OFlag::O_CREAT, RW_USER).unwrap());
     let ns = match op {
-        "open" => ns_per_op(iters, || drop(shm.open("/existing", rw, 0).unwrap())),
+        "open" => ns_per_op(iters, || {
+            drop(shm.open("/existing", rw, Mode::empty()).unwrap())
+        }),
         "creat-existing" => ns_per_op(iters, || {
-            drop(shm.open("/existing", rw | OFlag::O_CREAT, 0o600).unwrap())
+            drop(shm.open("/existing", rw | OFlag::O_CREAT, RW_USER).unwrap())
         }),
         "create" => ns_per_op(iters, || {
             drop(
-                shm.open("/fresh", rw | OFlag::O_CREAT | OFlag::O_EXCL, 0o600)
+                shm.open("/fresh", rw | OFlag::O_CREAT | OFlag::O_EXCL, RW_USER)
                     .unwrap(),
             );
             shm.unlink("/fresh").unwrap();

@@ -1,8 +1,10 @@
-//! The table of known divergences from the native `shm_open`: data in
-//! `compat/divergences.txt`, read here, matched against cases by [`crate::diff`], and printed
-//! as Markdown (`cargo run -p tmpshm-compat --bin divergences`).
+//! The tables of known divergences from the native `shm_open`: data in
+//! `compat/divergences.txt` (for [`tmpshm::ShmDir`], illumos names) and
+//! `compat/divergences-preload.txt` (for the preload library's interposers, glibc names), read
+//! here, matched against cases by [`crate::diff`], and printed as Markdown
+//! (`cargo run -p tmpshm-compat --bin divergences [-- --preload]`).
 //!
-//! The file is a list of blocks, one per divergence, each `[id]` followed by `key = value`
+//! Each file is a list of blocks, one per divergence, each `[id]` followed by `key = value`
 //! lines; `#` starts a comment line. Keys: `names`, `ops`, `states` (selectors), `user`
 //! (`root`, `user` or `*`: which pass of the suite sees it), `native` and `tmpshm` (the result
 //! each side gives: `ok`, an errno name, or `*`; several separated by `,`), `category` (one
@@ -18,8 +20,51 @@ pub const CATEGORIES: &[&str] = &[
     "posix undefined",
 ];
 
-/// The checked-in table, compiled in so the binary and the tests see the same data.
-pub const SOURCE: &str = include_str!("../divergences.txt");
+/// A checked-in table, compiled in so the binary and the tests see the same data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TableFile {
+    /// The file, relative to the workspace.
+    pub path: &'static str,
+    /// Its text.
+    pub source: &'static str,
+    /// The heading of the subject's result column in the Markdown table.
+    pub column: &'static str,
+    /// The README keeps its copy between `<!-- MARKER:begin -->` and `<!-- MARKER:end -->`.
+    pub readme_marker: &'static str,
+}
+
+/// The table of the `ShmDir` pass: [`tmpshm::ShmDir`] in the illumos layout, illumos names.
+pub const SHMDIR: TableFile = TableFile {
+    path: "compat/divergences.txt",
+    source: include_str!("../../divergences.txt"),
+    column: "tmpshm",
+    readme_marker: "divergences",
+};
+
+/// The table of the preload pass: the preload library's `shm_open`/`shm_unlink`, glibc names.
+pub const PRELOAD: TableFile = TableFile {
+    path: "compat/divergences-preload.txt",
+    source: include_str!("../../divergences-preload.txt"),
+    column: "preload library",
+    readme_marker: "divergences-preload",
+};
+
+impl TableFile {
+    /// The parsed table.
+    ///
+    /// # Errors
+    /// As [`Table::parse`], with the file named.
+    ///
+    /// # Example
+    /// ```
+    /// let t = tmpshm_compat::table::PRELOAD.table()?;
+    /// assert!(t.entries.iter().all(|e| e.id != "leading-slashes"));
+    /// # Ok::<(), String>(())
+    /// ```
+    pub fn table(&self) -> Result<Table, String> {
+        Table::parse(self.source).map_err(|e| format!("{}: {e}", self.path))
+    }
+}
 
 /// A block of the file being parsed: its id, the line of the id, its key-value pairs.
 type Block = (String, usize, Vec<(String, String)>);
@@ -99,7 +144,7 @@ impl Table {
     ///
     /// # Example
     /// ```
-    /// let t = tmpshm_compat::table::Table::parse(tmpshm_compat::table::SOURCE)?;
+    /// let t = tmpshm_compat::table::Table::parse(tmpshm_compat::table::SHMDIR.source)?;
     /// assert!(t.entries.iter().any(|e| e.id == "wronly"));
     /// # Ok::<(), String>(())
     /// ```
@@ -170,15 +215,16 @@ impl Table {
         Ok(Table { entries })
     }
 
-    /// The table as Markdown, as the README shows it.
+    /// The table as Markdown, as the README shows it; `column` heads the subject's results.
     ///
     /// # Example
     /// ```
-    /// let t = tmpshm_compat::table::Table::parse(tmpshm_compat::table::SOURCE)?;
-    /// assert!(t.markdown().starts_with("| id |"));
+    /// use tmpshm_compat::table::SHMDIR;
+    /// let t = SHMDIR.table()?;
+    /// assert!(t.markdown(SHMDIR.column).starts_with("| id |"));
     /// # Ok::<(), String>(())
     /// ```
-    pub fn markdown(&self) -> String {
+    pub fn markdown(&self, column: &str) -> String {
         let cell = |s: &str| s.replace('|', "\\|");
         // Selectors and results as code: `*` and `!` stay literal.
         let code = |s: &str| {
@@ -187,9 +233,10 @@ impl Table {
                 .collect::<Vec<_>>()
                 .join(", ")
         };
-        let mut out = String::from(
-            "| id | names | operations | prior state | as | native (glibc) | tmpshm | category | reason |\n\
+        let mut out = format!(
+            "| id | names | operations | prior state | as | native (glibc) | {} | category | reason |\n\
              |---|---|---|---|---|---|---|---|---|\n",
+            cell(column)
         );
         for e in &self.entries {
             out.push_str(&format!(
@@ -244,8 +291,9 @@ mod tests {
     }
 
     #[test]
-    fn the_checked_in_table_parses() {
-        let t = Table::parse(SOURCE).unwrap();
-        assert!(!t.entries.is_empty());
+    fn the_checked_in_tables_parse() {
+        for file in [SHMDIR, PRELOAD] {
+            assert!(!file.table().unwrap().entries.is_empty(), "{}", file.path);
+        }
     }
 }

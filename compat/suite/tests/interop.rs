@@ -6,7 +6,7 @@ mod support;
 use std::path::PathBuf;
 use std::process::Command;
 
-use tmpshm::{Access, Layout, Mapping, OFlag, ShmDir};
+use tmpshm::{Access, Layout, Mapping, Mode, OFlag, ShmDir};
 
 use support::{compile, unique};
 
@@ -34,7 +34,7 @@ impl Native {
 }
 
 fn glibc() -> ShmDir {
-    ShmDir::new("/dev/shm").layout(Layout::GLIBC)
+    ShmDir::new("/dev/shm").with_layout(Layout::Glibc)
 }
 
 /// Removes the object even when a test fails half-way.
@@ -55,7 +55,11 @@ fn read_all(fd: &std::os::fd::OwnedFd, len: usize) -> Vec<u8> {
 /// Creates `name` in /dev/shm with tmpshm (`O_CREAT|O_RDWR|extra`), 4096 bytes, mapped.
 fn create_mapped(name: &str, extra: OFlag) -> Mapping {
     let fd = glibc()
-        .open(name, OFlag::O_CREAT | OFlag::O_RDWR | extra, 0o600)
+        .open(
+            name,
+            OFlag::O_CREAT | OFlag::O_RDWR | extra,
+            Mode::S_IRUSR | Mode::S_IWUSR,
+        )
         .unwrap();
     nix::unistd::ftruncate(&fd, 4096).unwrap();
     Mapping::new(&fd, 4096, Access::ReadWrite).unwrap()
@@ -67,7 +71,9 @@ fn native_writes_tmpshm_reads_and_tmpshm_unlink_is_seen_natively() {
     let name = unique("io-n2t");
     let _c = Cleanup(name.clone());
     assert_eq!(native.run(&["write", &name, "from-native"]), "ok");
-    let fd = glibc().open(name.as_str(), OFlag::O_RDONLY, 0).unwrap();
+    let fd = glibc()
+        .open(name.as_str(), OFlag::O_RDONLY, Mode::empty())
+        .unwrap();
     assert!(read_all(&fd, 4096).starts_with(b"from-native\0"));
     glibc().unlink(name.as_str()).unwrap();
     assert_eq!(
@@ -87,11 +93,13 @@ fn tmpshm_writes_native_reads_and_native_unlink_is_seen_by_tmpshm() {
     assert!(PathBuf::from(format!("/dev/shm{name}")).is_file());
     assert_eq!(native.run(&["read", &name]), "from-tmpshm");
     assert_eq!(native.run(&["unlink", &name]), "ok");
-    let err = glibc().open(name.as_str(), OFlag::O_RDONLY, 0).unwrap_err();
-    assert_eq!(err.raw_os_error(), Some(libc::ENOENT));
+    let err = glibc()
+        .open(name.as_str(), OFlag::O_RDONLY, Mode::empty())
+        .unwrap_err();
+    assert_eq!(err.raw_os_error(), libc::ENOENT);
     assert_eq!(
         glibc().unlink(name.as_str()).unwrap_err().raw_os_error(),
-        Some(libc::ENOENT)
+        libc::ENOENT
     );
 }
 
@@ -114,7 +122,7 @@ fn one_live_mapping_shared_between_a_native_process_and_tmpshm() {
 #[test]
 fn the_glibc_layout_refuses_dot_names_that_would_name_dev_shm_itself() {
     for n in ["/.", "/.."] {
-        let e = glibc().open(n, OFlag::O_RDONLY, 0).unwrap_err();
-        assert_eq!(e.raw_os_error(), Some(libc::EINVAL), "{n}");
+        let e = glibc().open(n, OFlag::O_RDONLY, Mode::empty()).unwrap_err();
+        assert_eq!(e.raw_os_error(), libc::EINVAL, "{n}");
     }
 }

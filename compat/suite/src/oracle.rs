@@ -1,11 +1,12 @@
 //! The system's own `shm_open`/`shm_unlink`, reached on purpose.
 //!
-//! This crate exports symbols named `shm_open` and `shm_unlink` (see [`crate::ffi`]). In any
-//! binary that links it, a plain call to `libc::shm_open` may bind to that export instead of
-//! libc's, and a differential test would then compare tmpshm with itself. So the oracle never
-//! names the symbol at link time: it asks the dynamic loader for the definition inside the
-//! already loaded `libc.so.6` (`dlopen(RTLD_NOLOAD)` + `dlsym` on that handle, which searches
-//! libc and its own dependencies only).
+//! A process that runs the suite may have an interposer in front of libc: under
+//! `LD_PRELOAD=libtmpshm_preload.so`, or any other library that defines `shm_open`, a plain call
+//! to `libc::shm_open` binds to that definition, and a differential test would then compare
+//! tmpshm with itself. So the oracle never names the symbol at link time: it asks the dynamic
+//! loader for the definition inside the already loaded `libc.so.6` (`dlopen(RTLD_NOLOAD)` +
+//! `dlsym` on that handle, which searches libc and its own dependencies only), and `dladdr`
+//! says which file a function comes from.
 
 use std::ffi::{CStr, OsStr};
 use std::os::fd::{FromRawFd, OwnedFd};
@@ -16,8 +17,8 @@ use std::sync::OnceLock;
 use libc::{c_char, c_int, c_void, mode_t};
 use nix::errno::Errno;
 
-type OpenFn = unsafe extern "C" fn(*const c_char, c_int, mode_t) -> c_int;
-type UnlinkFn = unsafe extern "C" fn(*const c_char) -> c_int;
+pub(crate) type OpenFn = unsafe extern "C" fn(*const c_char, c_int, mode_t) -> c_int;
+pub(crate) type UnlinkFn = unsafe extern "C" fn(*const c_char) -> c_int;
 
 /// libc's `shm_open` and `shm_unlink`, and the file that defines them.
 #[derive(Clone, Copy)]
@@ -35,14 +36,29 @@ impl std::fmt::Debug for Native {
     }
 }
 
-fn lookup(handle: *mut c_void, sym: &CStr) -> Result<*mut c_void, String> {
+/// `dlsym(handle, sym)`; `what` names the object in the error.
+pub(crate) fn lookup(handle: *mut c_void, sym: &CStr, what: &str) -> Result<*mut c_void, String> {
     // SAFETY: handle is a live dlopen handle; sym is NUL-terminated.
     let p = unsafe { libc::dlsym(handle, sym.as_ptr()) };
     if p.is_null() {
-        Err(format!("libc.so.6 has no {sym:?}"))
+        Err(format!("{what} has no {sym:?}"))
     } else {
         Ok(p)
     }
+}
+
+/// The shared object that contains `addr` (from `dladdr`).
+pub(crate) fn object_of(addr: *const c_void) -> Result<PathBuf, String> {
+    // SAFETY: Dl_info is plain data, valid when zeroed.
+    let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
+    // SAFETY: dladdr only reads the address; info is writable.
+    let ok = unsafe { libc::dladdr(addr, &mut info) };
+    if ok == 0 || info.dli_fname.is_null() {
+        return Err(format!("dladdr knows no object for {addr:?}"));
+    }
+    // SAFETY: dladdr set dli_fname to a NUL-terminated string owned by the loader.
+    let name = unsafe { CStr::from_ptr(info.dli_fname) };
+    Ok(PathBuf::from(OsStr::from_bytes(name.to_bytes())))
 }
 
 impl Native {
@@ -70,8 +86,8 @@ impl Native {
             if handle.is_null() {
                 return Err("libc.so.6 is not loaded in this process".to_string());
             }
-            let open = lookup(handle, c"shm_open")?;
-            let unlink = lookup(handle, c"shm_unlink")?;
+            let open = lookup(handle, c"shm_open", "libc.so.6")?;
+            let unlink = lookup(handle, c"shm_unlink", "libc.so.6")?;
             // The handle stays open for the life of the process: libc is never unloaded.
             // SAFETY: both symbols are libc's functions with exactly these C signatures.
             Ok(unsafe {
@@ -92,16 +108,7 @@ impl Native {
     /// # Example
     /// See [`Native::get`].
     pub fn defining_object(&self) -> Result<PathBuf, String> {
-        // SAFETY: Dl_info is plain data; dladdr fills it for an address inside a loaded object.
-        let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
-        // SAFETY: the address is a function in a loaded object; info is writable.
-        let ok = unsafe { libc::dladdr(self.open as *const c_void, &mut info) };
-        if ok == 0 || info.dli_fname.is_null() {
-            return Err("dladdr knows no object for shm_open".to_string());
-        }
-        // SAFETY: dladdr set dli_fname to a NUL-terminated string owned by the loader.
-        let name = unsafe { CStr::from_ptr(info.dli_fname) };
-        Ok(PathBuf::from(OsStr::from_bytes(name.to_bytes())))
+        object_of(self.open as *const c_void)
     }
 
     /// The C library's own version string (`gnu_get_libc_version`), e.g. `"2.36"`: the

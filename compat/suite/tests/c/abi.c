@@ -1,6 +1,7 @@
 /*
- * The C ABI, linked against libtmpshm_compat.so: tmpshm_shm_open/tmpshm_shm_unlink set errno
- * like libc, refuse NULL, and put objects in $TMPSHM_DIR. Prints "abi ok" or what failed.
+ * The C ABI, linked against libtmpshm: tmpshm_shm_open/tmpshm_shm_unlink set errno like libc,
+ * refuse NULL, take illumos's names, and put objects in $TMPSHM_DIR. Prints "abi ok" or what
+ * failed.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -32,6 +33,8 @@ int main(void)
     expect_err(tmpshm_shm_open(NULL, O_RDWR, 0), EINVAL, "open(NULL)");
     expect_err(tmpshm_shm_unlink(NULL), EINVAL, "unlink(NULL)");
     expect_err(tmpshm_shm_open("abi", O_RDWR, 0), EINVAL, "open(no slash)");
+    expect_err(tmpshm_shm_open("//abi", O_RDWR, 0), EINVAL, "open(two slashes)");
+    expect_err(tmpshm_shm_unlink("abi"), EINVAL, "unlink(no slash)");
     expect_err(tmpshm_shm_open("/abi", O_RDWR, 0), ENOENT, "open(absent)");
     expect_err(tmpshm_shm_open("/abi", O_WRONLY | O_CREAT, 0600), EINVAL, "open(O_WRONLY)");
 

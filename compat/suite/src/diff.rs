@@ -2,6 +2,10 @@
 //! `shm_open` (in `/dev/shm`, unique names) and on tmpshm (in its own directory), compared
 //! by what a caller can observe.
 //!
+//! Two subjects are compared with the native calls, each against its own table
+//! ([`Subject`]): [`tmpshm::ShmDir`] with illumos's names, and the preload library's
+//! interposers with glibc's (what an unmodified program gets under `LD_PRELOAD`).
+//!
 //! A case is a name x an operation x a prior state. Its observation on each side is the
 //! result (an fd's file type, size, mode, `FD_CLOEXEC`, access mode and first bytes, or the
 //! errno) and what a read-only reopen shows afterwards. Every difference must be explained by
@@ -12,13 +16,15 @@ use std::collections::BTreeMap;
 use std::ffi::{CStr, CString};
 use std::fmt;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::path::PathBuf;
 
 use nix::errno::Errno;
 use nix::sys::stat::fstat;
 use nix::sys::uio::{pread, pwrite};
-use tmpshm::{OFlag, ShmDir};
+use tmpshm::{Mode, OFlag, ShmDir};
 
 use crate::oracle::Native;
+use crate::preload::Interposers;
 use crate::table::{result_matches, selects, Table};
 
 /// One implementation under comparison.
@@ -28,6 +34,66 @@ pub enum Side {
     Native(Native),
     /// tmpshm in a directory of its own (illumos layout).
     Tmpshm(ShmDir),
+    /// The preload library's interposers, in `dir`, with glibc's names. Every call first sets
+    /// the environment they read: `TMPSHM_DIR=dir`, `TMPSHM_CROSS_USER=1` exactly when
+    /// `cross_user`, no `TMPSHM_NAMES`. So use this side from a single thread (changing the
+    /// environment while another thread reads it is a data race in C).
+    Preload {
+        /// The loaded library.
+        lib: Interposers,
+        /// Its directory.
+        dir: PathBuf,
+        /// Accept other users' objects.
+        cross_user: bool,
+    },
+}
+
+/// What is compared with the native calls.
+#[derive(Debug, Clone)]
+pub enum Subject {
+    /// [`ShmDir`], illumos names (the table `compat/divergences.txt`).
+    ShmDir,
+    /// The preload library's `shm_open`/`shm_unlink`, glibc names (the table
+    /// `compat/divergences-preload.txt`).
+    Preload(Interposers),
+}
+
+impl Subject {
+    /// `shmdir` or `preload`, as reports name the subject.
+    ///
+    /// # Example
+    /// ```
+    /// assert_eq!(tmpshm_compat::diff::Subject::ShmDir.word(), "shmdir");
+    /// ```
+    pub fn word(&self) -> &'static str {
+        match self {
+            Subject::ShmDir => "shmdir",
+            Subject::Preload(_) => "preload",
+        }
+    }
+
+    /// This subject as a side working in `dir`.
+    fn side(&self, dir: &std::path::Path, cross_user: bool) -> Side {
+        match self {
+            Subject::ShmDir => Side::Tmpshm(ShmDir::new(dir).with_cross_user(cross_user)),
+            Subject::Preload(lib) => Side::Preload {
+                lib: lib.clone(),
+                dir: dir.to_path_buf(),
+                cross_user,
+            },
+        }
+    }
+}
+
+/// Sets the environment the preload library reads (see [`Side::Preload`]).
+fn preload_env(dir: &std::path::Path, cross_user: bool) {
+    std::env::set_var(tmpshm::ENV_DIR, dir);
+    if cross_user {
+        std::env::set_var(tmpshm::ENV_CROSS_USER, "1");
+    } else {
+        std::env::remove_var(tmpshm::ENV_CROSS_USER);
+    }
+    std::env::remove_var(tmpshm::capi::Names::ENV);
 }
 
 impl Side {
@@ -46,7 +112,18 @@ impl Side {
     pub fn open(&self, name: &CStr, oflag: i32, mode: u32) -> Result<OwnedFd, Errno> {
         match self {
             Side::Native(n) => n.open(name, oflag, mode),
-            Side::Tmpshm(d) => Ok(d.open(name, OFlag::from_bits_retain(oflag), mode)?),
+            Side::Tmpshm(d) => {
+                let (flags, mode) = (OFlag::from_bits_retain(oflag), Mode::from_bits_retain(mode));
+                Ok(d.open(name, flags, mode)?)
+            }
+            Side::Preload {
+                lib,
+                dir,
+                cross_user,
+            } => {
+                preload_env(dir, *cross_user);
+                lib.open(name, oflag, mode)
+            }
         }
     }
 
@@ -66,6 +143,14 @@ impl Side {
         match self {
             Side::Native(n) => n.unlink(name),
             Side::Tmpshm(d) => Ok(d.unlink(name)?),
+            Side::Preload {
+                lib,
+                dir,
+                cross_user,
+            } => {
+                preload_env(dir, *cross_user);
+                lib.unlink(name)
+            }
         }
     }
 }
@@ -374,13 +459,13 @@ pub enum State {
     Absent,
     /// Created with mode 0600, size 0.
     Present,
-    /// Mode 0600 holding [`SEED`].
+    /// Mode 0600 holding [`PRIOR_DATA`].
     Data,
-    /// Mode 0400 holding [`SEED`].
+    /// Mode 0400 holding [`PRIOR_DATA`].
     ReadOnly,
-    /// Mode 0666 holding [`SEED`]: ours, but other users may read and write it.
+    /// Mode 0666 holding [`PRIOR_DATA`]: ours, but other users may read and write it.
     OthersRw,
-    /// Mode 0600 holding [`SEED`], owned by uid/gid [`FOREIGN_UID`] (needs root).
+    /// Mode 0600 holding [`PRIOR_DATA`], owned by uid/gid [`FOREIGN_UID`] (needs root).
     Foreign,
     /// As [`State::Foreign`], with tmpshm's cross-user sharing on (`TMPSHM_CROSS_USER=1`):
     /// then tmpshm must behave as glibc does, so no table entry may name this state.
@@ -388,7 +473,7 @@ pub enum State {
 }
 
 /// What a prior state's object holds.
-pub const SEED: &[u8] = b"seed-data";
+pub const PRIOR_DATA: &[u8] = b"prior-data";
 /// The other user of the [`State::Foreign`] state.
 pub const FOREIGN_UID: u32 = 65534;
 
@@ -434,7 +519,7 @@ impl State {
         };
         let fd = side.open(name, libc::O_RDWR | libc::O_CREAT | libc::O_EXCL, mode)?;
         if self != State::Present {
-            pwrite(fd.as_fd(), SEED, 0)?;
+            pwrite(fd.as_fd(), PRIOR_DATA, 0)?;
         }
         if self == State::OthersRw {
             // fchmod: the umask would take the group and other write bits away.
@@ -520,6 +605,8 @@ pub struct Divergence {
 pub struct Report {
     /// The pass.
     pub pass: Pass,
+    /// The subject's word ([`Subject::word`]).
+    pub subject: &'static str,
     /// Cases run on both sides.
     pub cases: usize,
     /// Cases skipped because the prior state could not be built on both sides.
@@ -560,8 +647,9 @@ impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "pass {}: {} cases, {} divergences; {} skipped (the prior state needs a name both sides accept)",
+            "pass {} ({}): {} cases, {} divergences; {} skipped (the prior state needs a name both sides accept)",
             self.pass.word(),
+            self.subject,
             self.cases,
             self.divergences.len(),
             self.skipped
@@ -575,12 +663,13 @@ impl fmt::Display for Report {
         for d in self.unexplained() {
             writeln!(
                 f,
-                "  UNEXPLAINED {} / {} / {}: native {} then {}; tmpshm {} then {}",
+                "  UNEXPLAINED {} / {} / {}: native {} then {}; {} {} then {}",
                 d.case.0,
                 d.case.1,
                 d.case.2,
                 d.native.result,
                 d.native.after,
+                self.subject,
                 d.tmpshm.result,
                 d.tmpshm.after
             )?;
@@ -600,21 +689,23 @@ fn cleanup(side: &Side, name: &CStr) {
     let _ = side.unlink(name);
 }
 
-/// Runs the whole matrix in this process as its current user and checks it against `table`.
-/// Sets the umask to 022 (both sides then see the same mode rule).
+/// Runs the whole matrix in this process as its current user, `subject` against the native
+/// calls, and checks it against `table`. Sets the umask to 022 (both sides then see the same
+/// mode rule); for [`Subject::Preload`], changes the environment at every call (see
+/// [`Side::Preload`]): call it from a single-threaded process.
 ///
 /// # Errors
 /// A message when libc's functions or a temporary directory are unavailable.
 ///
 /// # Example
 /// ```no_run
-/// let table = tmpshm_compat::table::Table::parse(tmpshm_compat::table::SOURCE)?;
-/// let report = tmpshm_compat::diff::run(&table)?;
+/// use tmpshm_compat::{diff, table};
+/// let report = diff::run(&table::SHMDIR.table()?, &diff::Subject::ShmDir)?;
 /// assert!(report.ok(), "{report}");
 /// # Ok::<(), String>(())
 /// ```
-pub fn run(table: &Table) -> Result<Report, String> {
-    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o022));
+pub fn run(table: &Table, subject: &Subject) -> Result<Report, String> {
+    nix::sys::stat::umask(Mode::from_bits_truncate(0o022));
     let pass = Pass::current();
     let oracle = Native::get()?;
     let native = Side::Native(oracle);
@@ -622,17 +713,23 @@ pub fn run(table: &Table) -> Result<Report, String> {
         .prefix("tmpshm-compat-")
         .tempdir()
         .map_err(|e| format!("temporary directory: {e}"))?;
-    let tmpshm = Side::Tmpshm(ShmDir::new(dir.path()));
-    let tmpshm_shared = Side::Tmpshm(ShmDir::new(dir.path()).cross_user(true));
-    let tag = format!("{}{}", std::process::id(), pass.word());
+    let tmpshm = subject.side(dir.path(), false);
+    let tmpshm_shared = subject.side(dir.path(), true);
+    let tag = format!("{}{}{}", std::process::id(), pass.word(), subject.word());
+    let ours = match subject {
+        Subject::ShmDir => "tmpshm::ShmDir".to_string(),
+        Subject::Preload(lib) => lib.path().display().to_string(),
+    };
     let mut report = Report {
         pass,
+        subject: subject.word(),
         cases: 0,
         skipped: 0,
         notes: vec![format!(
-            "native: glibc {} ({}), in /dev/shm; tmpshm: {}",
+            "native: glibc {} ({}), in /dev/shm; {}: {ours}, in {}",
             Native::libc_version(),
             oracle.defining_object()?.display(),
+            subject.word(),
             dir.path().display()
         )],
         divergences: Vec::new(),

@@ -1,5 +1,6 @@
 //! Property: random sequences of operations over a few names give the same observable results
-//! on the native `shm_open` and on tmpshm.
+//! on the native `shm_open`, on tmpshm's `ShmDir`, and on the preload library's interposers
+//! (loaded from the built file).
 //!
 //! Only operations outside the divergence table are drawn (one leading slash, `O_RDONLY` or
 //! `O_RDWR`, `O_TRUNC` only with `O_RDWR`, `O_EXCL` only with `O_CREAT`), so any difference
@@ -14,6 +15,9 @@ use proptest::prelude::*;
 use tmpshm::ShmDir;
 use tmpshm_compat::diff::{Outcome, Side};
 use tmpshm_compat::oracle::Native;
+use tmpshm_compat::preload::Interposers;
+
+mod support;
 
 const NAMES: usize = 3;
 
@@ -176,6 +180,14 @@ fn cases() -> u32 {
         .unwrap_or(256)
 }
 
+/// The preload library, loaded once. The preload side sets the environment at every call:
+/// this binary holds this one test, so no other thread reads it meanwhile.
+fn interposers() -> Interposers {
+    static LIB: std::sync::OnceLock<Interposers> = std::sync::OnceLock::new();
+    LIB.get_or_init(|| Interposers::load(&support::library(support::Lib::Preload)).unwrap())
+        .clone()
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: cases(), ..ProptestConfig::default() })]
 
@@ -185,6 +197,7 @@ proptest! {
             .map(|i| CString::new(format!("/tsc-prop-{}-{i}", std::process::id())).unwrap())
             .collect();
         let dir = tempfile::tempdir().unwrap();
+        let preload_dir = tempfile::tempdir().unwrap();
         let mut native = World {
             side: Side::Native(Native::get().unwrap()),
             fds: Vec::new(),
@@ -193,23 +206,35 @@ proptest! {
         let mut ours = World {
             side: Side::Tmpshm(ShmDir::new(dir.path())),
             fds: Vec::new(),
+            names: names.clone(),
+        };
+        let mut preload = World {
+            side: Side::Preload {
+                lib: interposers(),
+                dir: preload_dir.path().to_path_buf(),
+                cross_user: false,
+            },
+            fds: Vec::new(),
             names,
         };
         native.clean();
         let mut log = Vec::new();
         let mut verdict = Ok(());
         for s in &steps {
-            let (a, b) = (native.apply(s), ours.apply(s));
+            let (a, b, c) = (native.apply(s), ours.apply(s), preload.apply(s));
             log.push(format!("{s:?}: {a}"));
-            if a != b {
-                verdict = Err(format!("{s:?}: native {a}, tmpshm {b}\nafter:\n{}", log.join("\n")));
+            if a != b || a != c {
+                verdict = Err(format!(
+                    "{s:?}: native {a}, ShmDir {b}, preload {c}\nafter:\n{}",
+                    log.join("\n")
+                ));
                 break;
             }
         }
         if verdict.is_ok() {
-            let (a, b) = (native.snapshot(), ours.snapshot());
-            if a != b {
-                verdict = Err(format!("final state: native {a:?}, tmpshm {b:?}"));
+            let (a, b, c) = (native.snapshot(), ours.snapshot(), preload.snapshot());
+            if a != b || a != c {
+                verdict = Err(format!("final state: native {a:?}, ShmDir {b:?}, preload {c:?}"));
             }
         }
         native.clean();

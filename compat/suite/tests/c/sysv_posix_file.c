@@ -1,9 +1,10 @@
 /*
- * The seed program: three kinds of shared memory in one process, then its mappings.
+ * Three kinds of shared memory in one process, then its mappings.
  *   1. System V: shmget + shmat
  *   2. POSIX:    shm_open + ftruncate + mmap   (libc's, or tmpshm's under LD_PRELOAD)
  *   3. a plain file: open + ftruncate + mmap
- * Usage: seed NAME PLAIN_FILE. Prints /proc/self/maps, then "seed ok". Every call is checked.
+ * Usage: sysv_posix_file NAME PLAIN_FILE. Prints /proc/self/maps, then
+ * "sysv_posix_file ok: sysv posix file". Every call is checked.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -20,7 +21,7 @@
 
 static void die(const char *what)
 {
-    fprintf(stderr, "seed: %s: %s\n", what, strerror(errno));
+    fprintf(stderr, "sysv_posix_file: %s: %s\n", what, strerror(errno));
     exit(1);
 }
 
@@ -37,7 +38,7 @@ static void *map_fd(int fd, const char *what)
 int main(int argc, char **argv)
 {
     if (argc != 3) {
-        fprintf(stderr, "usage: seed NAME PLAIN_FILE\n");
+        fprintf(stderr, "usage: sysv_posix_file NAME PLAIN_FILE\n");
         return 2;
     }
     const char *name = argv[1], *plain = argv[2];
@@ -58,7 +59,7 @@ int main(int argc, char **argv)
         die("shm_open");
     int fdflags = fcntl(fd, F_GETFD);
     if (fdflags < 0 || !(fdflags & FD_CLOEXEC)) {
-        fprintf(stderr, "seed: shm_open's fd lacks FD_CLOEXEC\n");
+        fprintf(stderr, "sysv_posix_file: shm_open's fd lacks FD_CLOEXEC\n");
         return 1;
     }
     char *posix = map_fd(fd, "ftruncate/mmap of the shm_open fd");
@@ -78,7 +79,7 @@ int main(int argc, char **argv)
     if (pread(again, back, 5, 0) != 5)
         die("pread");
     if (memcmp(back, "posix", 5) != 0) {
-        fprintf(stderr, "seed: reopened object holds %.5s, not posix\n", back);
+        fprintf(stderr, "sysv_posix_file: reopened object holds %.5s, not posix\n", back);
         return 1;
     }
 
@@ -93,11 +94,11 @@ int main(int argc, char **argv)
     if (shm_unlink(name) < 0)
         die("shm_unlink");
     if (shm_unlink(name) == 0 || errno != ENOENT) {
-        fprintf(stderr, "seed: a second shm_unlink did not fail with ENOENT\n");
+        fprintf(stderr, "sysv_posix_file: a second shm_unlink did not fail with ENOENT\n");
         return 1;
     }
     if (unlink(plain) < 0)
         die("unlink of the plain file");
-    printf("seed ok: %s %s %s\n", sysv, posix, file);
+    printf("sysv_posix_file ok: %s %s %s\n", sysv, posix, file);
     return 0;
 }

@@ -1,0 +1,155 @@
+//! Prints the tables of known divergences from the native `shm_open` as Markdown, or runs the
+//! differential matrix against one.
+//!
+//! ```text
+//! divergences [--preload]             print a table as Markdown (the README's copies)
+//! divergences check [OPTIONS]          run the matrix; exit 1 on an unexplained divergence or
+//!                                      a stale entry
+//! divergences dump [OPTIONS]           run the matrix and print every divergence in full
+//!
+//! --preload        the preload library's interposers (glibc names) and
+//!                  compat/divergences-preload.txt, instead of tmpshm::ShmDir (illumos names)
+//!                  and compat/divergences.txt
+//! OPTIONS: --lib FILE      the preload library to load (default: $TMPSHM_PRELOAD_SO, else
+//!                          libtmpshm_preload.so beside this program, where
+//!                          `cargo build -p tmpshm-preload` of the same profile puts it)
+//!          --as-user UID   drop from root to uid/gid UID before running
+//!          --table FILE    use FILE instead of the checked-in table
+//! ```
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use tmpshm_compat::diff::{self, Subject};
+use tmpshm_compat::preload::{self, Interposers};
+use tmpshm_compat::table::{Table, PRELOAD, SHMDIR};
+
+const USAGE: &str =
+    "usage: divergences [check | dump] [--preload] [--lib FILE] [--as-user UID] [--table FILE]\n";
+
+fn drop_to(uid: u32) -> Result<(), String> {
+    use nix::unistd::{setgid, setgroups, setuid, Gid, Uid};
+    setgroups(&[]).map_err(|e| format!("setgroups: {e}"))?;
+    setgid(Gid::from_raw(uid)).map_err(|e| format!("setgid({uid}): {e}"))?;
+    setuid(Uid::from_raw(uid)).map_err(|e| format!("setuid({uid}): {e}"))?;
+    Ok(())
+}
+
+/// `--lib`, else `$TMPSHM_PRELOAD_SO`, else the library beside this program.
+fn preload_path(lib: Option<PathBuf>) -> Result<PathBuf, String> {
+    if let Some(p) = lib.or_else(|| std::env::var_os("TMPSHM_PRELOAD_SO").map(PathBuf::from)) {
+        return Ok(p);
+    }
+    let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
+    let p = exe.with_file_name(preload::FILE_NAME);
+    if p.is_file() {
+        Ok(p)
+    } else {
+        Err(format!(
+            "no {} beside {}: build it (cargo build -p tmpshm-preload, same profile) or pass --lib FILE",
+            preload::FILE_NAME,
+            exe.display()
+        ))
+    }
+}
+
+fn main() -> ExitCode {
+    match real_main() {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("divergences: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn real_main() -> Result<ExitCode, String> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (cmd, mut rest) = match args.split_first() {
+        Some((c, rest)) if !c.starts_with('-') => (c.as_str(), rest),
+        _ => ("table", &args[..]),
+    };
+    let (mut preload, mut lib, mut as_user, mut table_path) = (false, None, None, None);
+    while let [flag, more @ ..] = rest {
+        let mut value = || -> Result<&String, String> {
+            let (v, after) = more
+                .split_first()
+                .ok_or_else(|| format!("{flag} wants a value"))?;
+            rest = after;
+            Ok(v)
+        };
+        match flag.as_str() {
+            "--preload" => {
+                preload = true;
+                rest = more;
+            }
+            "--lib" => lib = Some(PathBuf::from(value()?)),
+            "--as-user" => {
+                let v = value()?;
+                as_user = Some(
+                    v.parse::<u32>()
+                        .map_err(|_| format!("--as-user wants a numeric uid, got {v:?}"))?,
+                );
+            }
+            "--table" => table_path = Some(value()?.clone()),
+            "--help" | "-h" => {
+                print!("{USAGE}");
+                return Ok(ExitCode::SUCCESS);
+            }
+            other => return Err(format!("unexpected argument {other:?}\n{USAGE}")),
+        }
+    }
+    let file = if preload { PRELOAD } else { SHMDIR };
+    let table = match &table_path {
+        Some(p) => {
+            let src = std::fs::read_to_string(p).map_err(|e| format!("{p}: {e}"))?;
+            Table::parse(&src).map_err(|e| format!("{p}: {e}"))?
+        }
+        None => file.table()?,
+    };
+    let mut out = String::new();
+    let mut code = ExitCode::SUCCESS;
+    match cmd {
+        "table" => out = table.markdown(file.column),
+        "check" | "dump" => {
+            // Loaded before dropping privileges: the file need not be readable by that user.
+            let subject = if preload {
+                Subject::Preload(Interposers::load(&preload_path(lib)?)?)
+            } else {
+                Subject::ShmDir
+            };
+            if let Some(uid) = as_user {
+                drop_to(uid)?;
+            }
+            let report = diff::run(&table, &subject)?;
+            if cmd == "dump" {
+                for d in &report.divergences {
+                    out.push_str(&format!(
+                        "{:<16} {:<24} {:<9} [{}]\n    native {} then {}\n    {} {} then {}\n",
+                        d.case.0,
+                        d.case.1,
+                        d.case.2,
+                        d.explained_by.as_deref().unwrap_or("UNEXPLAINED"),
+                        d.native.result,
+                        d.native.after,
+                        report.subject,
+                        d.tmpshm.result,
+                        d.tmpshm.after
+                    ));
+                }
+            }
+            out.push_str(&report.to_string());
+            if !report.ok() {
+                code = ExitCode::FAILURE;
+            }
+        }
+        "help" => out = USAGE.to_string(),
+        other => return Err(format!("unknown command {other:?}\n{USAGE}")),
+    }
+    // A closed pipe (`| head`) is the reader's choice, not an error worth a panic.
+    match std::io::stdout().lock().write_all(out.as_bytes()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(format!("stdout: {e}")),
+        _ => Ok(code),
+    }
+}

@@ -1,0 +1,153 @@
+//! The preload library's `shm_open` and `shm_unlink`, loaded from its file: the subject of the
+//! preload pass.
+//!
+//! The pass calls the shipped library itself rather than the Rust code behind it, so that it
+//! also proves what only the built file can get wrong: that it exports the interposers, under
+//! these names, with the name rules chosen from the environment. The library is loaded with
+//! `RTLD_LOCAL`, so it stands in for nobody else's calls in this process (the oracle reaches
+//! libc's own functions anyway), and its functions are looked up on its handle; `dladdr` then
+//! checks that they are defined in that file, not found in libc behind it.
+
+use std::ffi::{CStr, CString};
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use libc::{c_int, c_void, mode_t};
+use nix::errno::Errno;
+
+use crate::oracle::{lookup, object_of, OpenFn, UnlinkFn};
+
+/// The file name `cargo build -p tmpshm-preload` gives the library.
+pub const FILE_NAME: &str = "libtmpshm_preload.so";
+
+/// The interposers of one loaded preload library.
+#[derive(Clone)]
+pub struct Interposers {
+    open: OpenFn,
+    unlink: UnlinkFn,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for Interposers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Interposers")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Interposers {
+    /// Loads the library at `path` (for the life of the process) and looks up its `shm_open`
+    /// and `shm_unlink`.
+    ///
+    /// # Errors
+    /// A message when the file cannot be loaded, or does not itself define both functions.
+    ///
+    /// # Example
+    /// ```
+    /// use tmpshm_compat::preload::Interposers;
+    /// let err = Interposers::load("/nonexistent/libtmpshm_preload.so".as_ref()).unwrap_err();
+    /// assert!(err.contains("cannot load"));
+    /// ```
+    pub fn load(path: &Path) -> Result<Interposers, String> {
+        let c = CString::new(path.as_os_str().as_bytes())
+            .map_err(|_| format!("{}: a NUL byte in the path", path.display()))?;
+        // SAFETY: a NUL-terminated path. The library's initialisers are Rust's std only.
+        let handle = unsafe { libc::dlopen(c.as_ptr(), libc::RTLD_NOW | libc::RTLD_LOCAL) };
+        if handle.is_null() {
+            // SAFETY: dlerror returns NULL or a NUL-terminated message owned by the loader.
+            let why = unsafe {
+                let e = libc::dlerror();
+                if e.is_null() {
+                    "unknown error".to_string()
+                } else {
+                    CStr::from_ptr(e).to_string_lossy().into_owned()
+                }
+            };
+            return Err(format!("cannot load {}: {why}", path.display()));
+        }
+        let what = path.display().to_string();
+        let open = lookup(handle, c"shm_open", &what)?;
+        let unlink = lookup(handle, c"shm_unlink", &what)?;
+        let file = std::fs::canonicalize(path).map_err(|e| format!("{what}: {e}"))?;
+        for (sym, p) in [("shm_open", open), ("shm_unlink", unlink)] {
+            let from = object_of(p)?;
+            if std::fs::canonicalize(&from).ok().as_deref() != Some(file.as_path()) {
+                return Err(format!(
+                    "{what} does not define {sym}: the loader found it in {}",
+                    from.display()
+                ));
+            }
+        }
+        // SAFETY: both are the library's exports, with exactly these C signatures.
+        Ok(unsafe {
+            Interposers {
+                open: std::mem::transmute::<*mut c_void, OpenFn>(open),
+                unlink: std::mem::transmute::<*mut c_void, UnlinkFn>(unlink),
+                path: file,
+            }
+        })
+    }
+
+    /// The library's file, resolved.
+    ///
+    /// # Example
+    /// ```no_run
+    /// use tmpshm_compat::preload::Interposers;
+    /// let lib = Interposers::load("target/release/libtmpshm_preload.so".as_ref())?;
+    /// assert!(lib.path().is_absolute());
+    /// # Ok::<(), String>(())
+    /// ```
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The library's `shm_open(name, oflag, mode)`, in the directory `$TMPSHM_DIR` names.
+    ///
+    /// # Errors
+    /// The errno it sets.
+    ///
+    /// # Example
+    /// ```no_run
+    /// use tmpshm_compat::preload::Interposers;
+    /// let lib = Interposers::load("target/release/libtmpshm_preload.so".as_ref())?;
+    /// std::env::set_var("TMPSHM_DIR", "/tmp");
+    /// // glibc's name rules: "x" is "/x".
+    /// let fd = lib.open(c"doc-preload", libc::O_CREAT | libc::O_RDWR, 0o600).unwrap();
+    /// assert!(std::path::Path::new("/tmp/.SHMDdoc-preload").is_file());
+    /// lib.unlink(c"/doc-preload").unwrap();
+    /// # drop(fd);
+    /// # Ok::<(), String>(())
+    /// ```
+    pub fn open(&self, name: &CStr, oflag: c_int, mode: mode_t) -> Result<OwnedFd, Errno> {
+        // SAFETY: the library's shm_open with a valid C string.
+        let fd = unsafe { (self.open)(name.as_ptr(), oflag, mode) };
+        if fd < 0 {
+            return Err(Errno::last());
+        }
+        // SAFETY: a fresh fd that nothing else owns.
+        Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    }
+
+    /// The library's `shm_unlink(name)`.
+    ///
+    /// # Errors
+    /// The errno it sets.
+    ///
+    /// # Example
+    /// ```no_run
+    /// use tmpshm_compat::preload::Interposers;
+    /// let lib = Interposers::load("target/release/libtmpshm_preload.so".as_ref())?;
+    /// // A name glibc refuses is ENOENT to shm_unlink, as glibc answers.
+    /// assert_eq!(lib.unlink(c"/a/b").unwrap_err(), nix::errno::Errno::ENOENT);
+    /// # Ok::<(), String>(())
+    /// ```
+    pub fn unlink(&self, name: &CStr) -> Result<(), Errno> {
+        // SAFETY: the library's shm_unlink with a valid C string.
+        if unsafe { (self.unlink)(name.as_ptr()) } < 0 {
+            return Err(Errno::last());
+        }
+        Ok(())
+    }
+}

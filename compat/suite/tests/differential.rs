@@ -1,0 +1,234 @@
+//! The differential matrix against the system's native `shm_open`, for both subjects
+//! (`ShmDir` and the preload library), their divergence tables, the README's copies, and the
+//! proof that the oracle really is libc's.
+
+mod support;
+
+use std::process::Command;
+
+use support::{library, Lib};
+use tmpshm_compat::oracle::Native;
+use tmpshm_compat::table::{TableFile, PRELOAD, SHMDIR};
+
+/// Runs the `divergences` binary; `(exit 0, stdout + stderr)`.
+fn divergences(args: &[&str], env: &[(&str, &std::path::Path)]) -> (bool, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_divergences"));
+    cmd.args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let o = cmd.output().expect("run divergences");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    (o.status.success(), text)
+}
+
+/// `check` for the preload library, with `more` arguments.
+fn check_preload(more: &[&str]) -> (bool, String) {
+    let lib = library(Lib::Preload);
+    let mut args = vec!["check", "--preload", "--lib", lib.to_str().unwrap()];
+    args.extend_from_slice(more);
+    divergences(&args, &[])
+}
+
+fn as_root() -> bool {
+    if nix::unistd::geteuid().is_root() {
+        return true;
+    }
+    println!("skipped: dropping to uid 65534 needs root (the check as this user ran)");
+    false
+}
+
+#[test]
+fn shmdir_matrix_matches_its_table_as_this_user() {
+    let (ok, out) = divergences(&["check"], &[]);
+    println!("{out}");
+    assert!(ok, "differential matrix failed:\n{out}");
+    assert!(
+        out.contains("(shmdir): ") && out.contains(" cases"),
+        "{out}"
+    );
+}
+
+#[test]
+fn shmdir_matrix_matches_its_table_as_another_user() {
+    if !as_root() {
+        return;
+    }
+    let (ok, out) = divergences(&["check", "--as-user", "65534"], &[]);
+    println!("{out}");
+    assert!(ok, "differential matrix as uid 65534 failed:\n{out}");
+    assert!(out.contains("pass user (shmdir)"), "{out}");
+}
+
+#[test]
+fn preload_matrix_matches_its_table_as_this_user() {
+    let (ok, out) = check_preload(&[]);
+    println!("{out}");
+    assert!(
+        ok,
+        "differential matrix of the preload library failed:\n{out}"
+    );
+    assert!(
+        out.contains("(preload): ") && out.contains("libtmpshm_preload.so"),
+        "{out}"
+    );
+}
+
+#[test]
+fn preload_matrix_matches_its_table_as_another_user() {
+    if !as_root() {
+        return;
+    }
+    let (ok, out) = check_preload(&["--as-user", "65534"]);
+    println!("{out}");
+    assert!(ok, "preload matrix as uid 65534 failed:\n{out}");
+    assert!(out.contains("pass user (preload)"), "{out}");
+}
+
+/// With the preload library preloaded into the suite itself, every plain `shm_open` in it
+/// would be tmpshm's; the oracle still reaches libc's, so both tables still hold (were the
+/// oracle the interposer, the sides would agree and every entry would go stale).
+#[test]
+fn the_oracle_holds_under_ld_preload() {
+    let lib = library(Lib::Preload);
+    let env = [("LD_PRELOAD", lib.as_path())];
+    let (ok, out) = divergences(&["check"], &env);
+    assert!(ok, "shmdir matrix under LD_PRELOAD:\n{out}");
+    let args = ["check", "--preload", "--lib", lib.to_str().unwrap()];
+    let (ok, out) = divergences(&args, &env);
+    assert!(ok, "preload matrix under LD_PRELOAD:\n{out}");
+}
+
+/// `file` without the block `[id]`.
+fn table_without(file: TableFile, id: &str) -> String {
+    let src = file.source;
+    let start = src
+        .find(&format!("[{id}]"))
+        .unwrap_or_else(|| panic!("[{id}]"));
+    let end = src[start + 1..]
+        .find("\n[")
+        .map_or(src.len(), |e| start + 1 + e + 1);
+    format!("{}{}", &src[..start], &src[end..])
+}
+
+fn write_table(dir: &tempfile::TempDir, text: &str) -> String {
+    let path = dir.path().join("table.txt");
+    std::fs::write(&path, text).unwrap();
+    path.to_str().unwrap().to_string()
+}
+
+#[test]
+fn a_divergence_missing_from_a_table_fails_the_suite() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_table(&dir, &table_without(SHMDIR, "rdonly-trunc"));
+    let (ok, out) = divergences(&["check", "--table", &path], &[]);
+    assert!(!ok, "a missing entry must fail:\n{out}");
+    assert!(
+        out.contains("UNEXPLAINED ordinary / RDONLY|TRUNC / data"),
+        "{out}"
+    );
+
+    let path = write_table(&dir, &table_without(PRELOAD, "unlink-long-name"));
+    let (ok, out) = check_preload(&["--table", &path]);
+    assert!(!ok, "a missing entry must fail:\n{out}");
+    assert!(
+        out.contains("UNEXPLAINED len260 / unlink / absent"),
+        "{out}"
+    );
+}
+
+#[test]
+fn an_entry_that_no_longer_diverges_fails_the_suite() {
+    let dir = tempfile::tempdir().unwrap();
+    let extra = "\n[not-a-divergence]\nnames = ordinary\nops = RDWR\nstates = data\nuser = *\n\
+                 native = ok\ntmpshm = ok\ncategory = glibc quirk\nreason = both agree here\n";
+    let path = write_table(&dir, &format!("{}{extra}", SHMDIR.source));
+    let (ok, out) = divergences(&["check", "--table", &path], &[]);
+    assert!(!ok, "a stale entry must fail:\n{out}");
+    assert!(out.contains("STALE [not-a-divergence]"), "{out}");
+
+    // The preload library takes glibc's names: the ShmDir table's name rule is stale there.
+    let path = write_table(&dir, SHMDIR.source);
+    let (ok, out) = check_preload(&["--table", &path]);
+    assert!(
+        !ok,
+        "the ShmDir table must not fit the preload library:\n{out}"
+    );
+    assert!(out.contains("STALE [leading-slashes]"), "{out}");
+    assert!(!out.contains("UNEXPLAINED"), "{out}");
+}
+
+/// The README's copy of `file`'s table, between its markers.
+fn readme_copy(readme: &str, file: TableFile) -> &str {
+    let begin = format!("<!-- {}:begin -->\n", file.readme_marker);
+    let end = format!("<!-- {}:end -->", file.readme_marker);
+    let start = readme
+        .find(&begin)
+        .unwrap_or_else(|| panic!("README has the marker {begin:?}"))
+        + begin.len();
+    let stop = readme[start..].find(&end).expect("end marker") + start;
+    &readme[start..stop]
+}
+
+#[test]
+fn the_readme_shows_the_current_tables() {
+    let readme = std::fs::read_to_string(support::workspace().join("README.md")).unwrap();
+    for (file, args) in [(SHMDIR, &[][..]), (PRELOAD, &["--preload"][..])] {
+        let (ok, printed) = divergences(args, &[]);
+        assert!(ok, "{printed}");
+        assert_eq!(
+            readme_copy(&readme, file),
+            printed,
+            "README.md's copy of {} is stale: paste `cargo run -p tmpshm-compat --bin divergences -- {}`",
+            file.path,
+            args.join(" ")
+        );
+        assert_eq!(printed, file.table().unwrap().markdown(file.column));
+    }
+    let shmdir = readme.find("<!-- divergences:end -->").unwrap();
+    let preload = readme.find("<!-- divergences-preload:begin -->").unwrap();
+    assert!(
+        shmdir < preload,
+        "the preload table follows the ShmDir table"
+    );
+}
+
+#[test]
+fn the_oracle_is_libc() {
+    let native = Native::get().unwrap();
+    let obj = native.defining_object().unwrap();
+    assert!(
+        obj.file_name()
+            .is_some_and(|f| f.to_string_lossy().starts_with("libc.so")),
+        "oracle shm_open comes from {}",
+        obj.display()
+    );
+    // What libc does and tmpshm never does: a file named after the object in /dev/shm.
+    let name = support::unique("oracle");
+    let c = std::ffi::CString::new(name.clone()).unwrap();
+    let fd = native.open(&c, libc::O_CREAT | libc::O_EXCL | libc::O_RDWR, 0o600);
+    let path = std::path::PathBuf::from(format!("/dev/shm{name}"));
+    let created = path.is_file();
+    let _ = native.unlink(&c);
+    assert!(
+        fd.is_ok() && created,
+        "{fd:?}, {} exists: {created}",
+        path.display()
+    );
+    assert!(!path.exists(), "the oracle's shm_unlink removed it");
+}
+
+#[test]
+fn the_preload_side_is_the_library_file() {
+    let so = library(Lib::Preload);
+    let lib = tmpshm_compat::preload::Interposers::load(&so).unwrap();
+    assert_eq!(lib.path(), std::fs::canonicalize(&so).unwrap());
+    // A library that does not define the interposers is refused, even though dlsym would
+    // find libc's behind it.
+    let err = tmpshm_compat::preload::Interposers::load(&library(Lib::C)).unwrap_err();
+    assert!(err.contains("does not define shm_open"), "{err}");
+}
