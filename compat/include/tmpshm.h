@@ -1,7 +1,10 @@
 /*
- * tmpshm.h - POSIX shm_open/shm_unlink in userspace, the illumos way, for C.
+ * tmpshm.h - POSIX shared memory and named semaphores in userspace, the illumos way, for C.
  *
- * Objects are plain files <dir>/.SHMD<name>, created under the lock file <dir>/.SHML<name>,
+ * Objects are plain files <dir>/.SHMD<name>, created under the lock file <dir>/.SHML<name>;
+ * semaphores are <dir>/.SEMD<name> (under <dir>/.SEML<name>), each holding one process-shared
+ * sem_t of the system's libc, on which its sem_wait, sem_post... work as ever (processes that
+ * share a semaphore must use the same libc ABI);
  * where <dir> is $TMPSHM_DIR (an absolute path), else /tmp, read at every call.
  * TMPSHM_CROSS_USER=1 accepts objects owned by other users, and objects other users may both
  * read and write (both refused with EPERM otherwise). A set-user-ID or set-group-ID program
@@ -10,16 +13,16 @@
  * Two libraries; pick the one that fits:
  *
  *   libtmpshm (libtmpshm.so.0; in the build tree target/release/libtmpshm_c.so and
- *   libtmpshm_c.a): link it to call tmpshm_shm_open and tmpshm_shm_unlink below, on purpose.
- *   It exports only those two functions: the program's own shm_open and shm_unlink still reach
- *   the system's.
+ *   libtmpshm_c.a): link it to call the tmpshm_* functions below, on purpose. It exports only
+ *   those: the program's own shm_open, sem_open... still reach the system's.
  *       cc prog.c -ltmpshm                     (installed: libtmpshm.so -> libtmpshm.so.0)
  *       cc prog.c -Ltarget/release -ltmpshm_c -Wl,-rpath,DIR
  *                                              (build tree: DIR/libtmpshm.so.0 -> libtmpshm_c.so)
  *
- *   libtmpshm_preload.so: preload it to run an unmodified program on tmpshm. It exports only
- *   shm_open and shm_unlink, which then replace the system's for the whole program. They
- *   behave as tmpshm_shm_open and tmpshm_shm_unlink, except for the names, which follow
+ *   libtmpshm_preload.so: preload it to run an unmodified program on tmpshm (or use
+ *   `tmpshm exec`, which does it for you). It exports only shm_open, shm_unlink, sem_open,
+ *   sem_close and sem_unlink, which then replace the system's for the whole program. They
+ *   behave as the tmpshm_* functions, except for the names, which follow
  *   glibc's rules since they stand in for glibc's calls: leading slashes are dropped ("x",
  *   "/x" and "//x" are one object), a name shm_open refuses gives ENOENT to shm_unlink.
  *   TMPSHM_NAMES=strict applies illumos's rule below instead. This header declares nothing
@@ -29,6 +32,7 @@
 #ifndef TMPSHM_H
 #define TMPSHM_H
 
+#include <semaphore.h>
 #include <sys/types.h>
 
 #ifdef __cplusplus
@@ -76,6 +80,31 @@ int tmpshm_shm_open(const char *name, int oflag, mode_t mode);
  *   and EROFS, ENOTDIR, EBUSY as unlink(2).
  */
 int tmpshm_shm_unlink(const char *name);
+
+/*
+ * sem_open(3) on tmpshm: the semaphore's address (the same for every open of it in this
+ * process until it is closed as often), or SEM_FAILED with errno set. mode (minus the umask)
+ * and value are used only with O_CREAT; no file descriptor stays open. errno:
+ *   EEXIST       O_CREAT|O_EXCL and the semaphore exists
+ *   ENOENT       no such semaphore and no O_CREAT
+ *   EINVAL       NULL or invalid name; value above SEM_VALUE_MAX; mode bits outside 0777;
+ *                the file is not a semaphore (not sizeof(sem_t) bytes) or not a regular file
+ *   EMFILE       1024 semaphores open in this process, or as open(2)
+ *   EACCES, EPERM, ELOOP, ENAMETOOLONG, ENOSPC, EIO   as for tmpshm_shm_open
+ */
+sem_t *tmpshm_sem_open(const char *name, int oflag, mode_t mode, unsigned int value);
+
+/*
+ * sem_close(3) for an address tmpshm_sem_open returned: 0, or -1 with errno set (EINVAL: not
+ * an open semaphore of this process). The process's last close of a semaphore unmaps it.
+ */
+int tmpshm_sem_close(sem_t *sem);
+
+/*
+ * sem_unlink(3) on tmpshm: 0, or -1 with errno set, as tmpshm_shm_unlink. Open handles keep
+ * working.
+ */
+int tmpshm_sem_unlink(const char *name);
 
 #ifdef __cplusplus
 }

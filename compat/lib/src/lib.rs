@@ -1,8 +1,9 @@
 //! `libtmpshm`: POSIX named shared memory the illumos way, for C programs that call it on
 //! purpose.
 //!
-//! Exports two functions and nothing else, declared in `compat/include/tmpshm.h`:
-//! [`tmpshm_shm_open`] and [`tmpshm_shm_unlink`]. They take illumos's names (one leading `/`,
+//! Exports these functions and nothing else, declared in `compat/include/tmpshm.h`:
+//! [`tmpshm_shm_open`], [`tmpshm_shm_unlink`], [`tmpshm_sem_open`], [`tmpshm_sem_close`],
+//! [`tmpshm_sem_unlink`]. They take illumos's names (one leading `/`,
 //! no other) and put the object `"/blah"` in the plain file `<dir>/.SHMDblah`, where `<dir>` is
 //! `$TMPSHM_DIR` (an absolute path) or else `/tmp`. Linking this library never changes what a
 //! program's own `shm_open` calls do: those still reach the system's. To run an unmodified
@@ -30,7 +31,7 @@
 #![deny(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
-use libc::{c_char, c_int, mode_t};
+use libc::{c_char, c_int, c_uint, mode_t};
 use tmpshm::capi::{self, Names};
 
 /// `shm_open(3)` on tmpshm, with illumos's names: a new fd with `FD_CLOEXEC` set, or `-1`
@@ -100,6 +101,84 @@ pub unsafe extern "C" fn tmpshm_shm_open(name: *const c_char, oflag: c_int, mode
 pub unsafe extern "C" fn tmpshm_shm_unlink(name: *const c_char) -> c_int {
     // SAFETY: `name` is NULL or NUL-terminated, as our caller promises.
     unsafe { capi::shm_unlink(name, Names::Strict) }
+}
+
+/// `sem_open(3)` on tmpshm, with illumos's names: the semaphore `"/s"` is the file
+/// `<dir>/.SEMDs`, holding one process-shared `sem_t` of the system's libc, initialised before
+/// it got its name. Returns its address (the same for every open of it in the process until
+/// closed as often), or `SEM_FAILED` (NULL) with `errno` set. `mode` (minus the umask) and
+/// `value` are used only with `O_CREAT`. No fd stays open.
+///
+/// # Safety
+/// `name` is NULL (refused with `EINVAL`) or points to a NUL-terminated string.
+///
+/// # Errors
+/// - `EEXIST`: `O_CREAT|O_EXCL` and the semaphore exists.
+/// - `ENOENT`: no such semaphore and no `O_CREAT`.
+/// - `EINVAL`: a NULL name; the name breaks the rules; `value` above `SEM_VALUE_MAX`; mode
+///   bits outside `0777`; the file is not a semaphore (not one `sem_t` long) or not a regular
+///   file.
+/// - `EACCES`, `EPERM`, `ELOOP`, `ENAMETOOLONG`, `ENOSPC`: as [`tmpshm_shm_open`].
+/// - `EMFILE`: 1024 semaphores open in this process, or as `open(2)`.
+/// - `EIO`: a Rust panic was caught.
+///
+/// # Example
+/// ```c
+/// sem_t *s = tmpshm_sem_open("/lock", O_CREAT, 0600, 1);
+/// if (s == SEM_FAILED)
+///     perror("tmpshm_sem_open");
+/// sem_wait(s); /* the libc's own */
+/// sem_post(s);
+/// tmpshm_sem_close(s);
+/// ```
+#[no_mangle]
+pub unsafe extern "C" fn tmpshm_sem_open(
+    name: *const c_char,
+    oflag: c_int,
+    mode: mode_t,
+    value: c_uint,
+) -> *mut libc::sem_t {
+    // SAFETY: `name` is NULL or NUL-terminated, as our caller promises.
+    unsafe { capi::sem_open(name, oflag, mode, value, Names::Strict) }
+}
+
+/// `sem_close(3)` for a semaphore [`tmpshm_sem_open`] returned: `0`, or `-1` with `errno`
+/// set; the process's last close of it unmaps it.
+///
+/// # Safety
+/// None beyond C's: an address that is not an open semaphore of this process is refused with
+/// `EINVAL`, never unmapped.
+///
+/// # Errors
+/// `EINVAL`: not an open semaphore of this process; `EIO`: a Rust panic was caught.
+///
+/// # Example
+/// ```c
+/// tmpshm_sem_close(s);
+/// ```
+#[no_mangle]
+pub unsafe extern "C" fn tmpshm_sem_close(sem: *mut libc::sem_t) -> c_int {
+    // SAFETY: any address is accepted and checked against this process's open semaphores.
+    unsafe { capi::sem_close(sem) }
+}
+
+/// `sem_unlink(3)` on tmpshm, with illumos's names: `0`, or `-1` with `errno` set; open
+/// handles keep working.
+///
+/// # Safety
+/// `name` is NULL (refused with `EINVAL`) or points to a NUL-terminated string.
+///
+/// # Errors
+/// As [`tmpshm_shm_unlink`].
+///
+/// # Example
+/// ```c
+/// tmpshm_sem_unlink("/lock");
+/// ```
+#[no_mangle]
+pub unsafe extern "C" fn tmpshm_sem_unlink(name: *const c_char) -> c_int {
+    // SAFETY: `name` is NULL or NUL-terminated, as our caller promises.
+    unsafe { capi::sem_unlink(name, Names::Strict) }
 }
 
 #[cfg(test)]

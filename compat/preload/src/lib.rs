@@ -1,14 +1,20 @@
-//! `libtmpshm_preload.so`: the system's `shm_open` and `shm_unlink`, replaced by tmpshm's, for
-//! unmodified programs.
+//! `libtmpshm_preload.so`: the system's `shm_open`, `shm_unlink`, `sem_open`, `sem_close` and
+//! `sem_unlink`, replaced by tmpshm's, for unmodified programs.
 //!
 //! ```sh
 //! TMPSHM_DIR=/tmp LD_PRELOAD=/path/to/libtmpshm_preload.so ./program
 //! ```
 //!
-//! Exports [`shm_open`] and [`shm_unlink`] and nothing else. Preloaded, they come before
-//! libc's, so every call the program (or any library it loads) makes lands here: the object
-//! `"/blah"` becomes the plain file `<dir>/.SHMDblah`, `<dir>` being `$TMPSHM_DIR` (absolute)
-//! or else `/tmp`, created under the lock file `<dir>/.SHMLblah`.
+//! Exports [`shm_open`], [`shm_unlink`], [`sem_open`], [`sem_close`] and [`sem_unlink`] and
+//! nothing else. Preloaded, they come before libc's, so every call the program (or any library
+//! it loads) makes lands here: the object `"/blah"` becomes the plain file `<dir>/.SHMDblah`,
+//! `<dir>` being `$TMPSHM_DIR` (absolute) or else `/tmp`, created under the lock file
+//! `<dir>/.SHMLblah`; the semaphore `"/s"` is `<dir>/.SEMDs`, holding the libc's own
+//! process-shared `sem_t`, on which the libc's `sem_wait`, `sem_post`... work as ever.
+//!
+//! `TMPSHM_TRACE=stderr` (or an absolute file name) logs every call with its arguments,
+//! result, errno and file; the first failure that a directory which cannot work explains (it
+//! is missing, relative, not writable) is named once per process on standard error.
 //!
 //! They accept the names glibc accepts, since they stand in for glibc's calls: leading slashes
 //! are dropped, so `"x"`, `"/x"` and `"//x"` are one object, and `shm_unlink` of a name
@@ -25,8 +31,8 @@
 #![deny(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
-use libc::{c_char, c_int, mode_t};
-use tmpshm::capi::{self, Names};
+use libc::{c_char, c_int, c_uint, mode_t};
+use tmpshm::capi;
 
 /// `shm_open(3)`, on tmpshm: a new fd with `FD_CLOEXEC` set, or `-1` with `errno` set.
 ///
@@ -66,7 +72,7 @@ use tmpshm::capi::{self, Names};
 #[no_mangle]
 pub unsafe extern "C" fn shm_open(name: *const c_char, oflag: c_int, mode: mode_t) -> c_int {
     // SAFETY: `name` is NULL or NUL-terminated, as our caller promises.
-    unsafe { capi::shm_open(name, oflag, mode, Names::for_interposers()) }
+    unsafe { capi::interposed_shm_open(name, oflag, mode) }
 }
 
 /// `shm_unlink(3)`, on tmpshm: `0`, or `-1` with `errno` set.
@@ -91,7 +97,89 @@ pub unsafe extern "C" fn shm_open(name: *const c_char, oflag: c_int, mode: mode_
 #[no_mangle]
 pub unsafe extern "C" fn shm_unlink(name: *const c_char) -> c_int {
     // SAFETY: `name` is NULL or NUL-terminated, as our caller promises.
-    unsafe { capi::shm_unlink(name, Names::for_interposers()) }
+    unsafe { capi::interposed_shm_unlink(name) }
+}
+
+/// `sem_open(3)`, on tmpshm: the semaphore's address (the same for every open of it in the
+/// process until closed as often), or `SEM_FAILED` (NULL) with `errno` set. No fd stays open.
+///
+/// In C, `sem_open` is variadic: `mode` and `value` follow only with `O_CREAT`. On the ABIs
+/// this library is built for (x86_64, x86, aarch64, arm, riscv64 on Linux and Android),
+/// variadic integer arguments travel exactly where fixed ones would, so this definition reads
+/// them when they were passed, and ignores whatever those registers or stack slots hold
+/// otherwise (it reads them only with `O_CREAT`).
+///
+/// # Safety
+/// `name` is NULL (refused with `EINVAL`) or points to a NUL-terminated string.
+///
+/// # Errors
+/// - `EEXIST`: `O_CREAT|O_EXCL` and the semaphore exists.
+/// - `ENOENT`: no such semaphore and no `O_CREAT`; a name glibc refuses is `EINVAL`.
+/// - `EINVAL`: a NULL or refused name; `value` above `SEM_VALUE_MAX`; mode bits outside
+///   `0777`; the file is not a semaphore (not one `sem_t` long) or not a regular file.
+/// - `EACCES`, `EPERM`, `ELOOP`, `ENAMETOOLONG`, `ENOSPC`: as [`shm_open`].
+/// - `EMFILE`: 1024 semaphores open in this process, or as `open(2)`.
+/// - `EIO`: a Rust panic was caught.
+///
+/// # Example
+/// ```c
+/// sem_t *s = sem_open("/lock", O_CREAT, 0600, 1); /* $TMPSHM_DIR/.SEMDlock */
+/// sem_wait(s); /* ... */ sem_post(s);
+/// ```
+#[cfg(any(
+    target_arch = "x86_64",
+    target_arch = "x86",
+    target_arch = "aarch64",
+    target_arch = "arm",
+    target_arch = "riscv64"
+))]
+#[no_mangle]
+pub unsafe extern "C" fn sem_open(
+    name: *const c_char,
+    oflag: c_int,
+    mode: mode_t,
+    value: c_uint,
+) -> *mut libc::sem_t {
+    // SAFETY: `name` is NULL or NUL-terminated, as our caller promises; `mode` and `value`
+    // are used only with O_CREAT, when the caller passed them.
+    unsafe { capi::interposed_sem_open(name, oflag, mode, value) }
+}
+
+/// `sem_close(3)`: one close of a semaphore [`sem_open`] returned; the last one unmaps it.
+///
+/// # Safety
+/// None beyond C's: an address that is not an open semaphore of this process is refused with
+/// `EINVAL`.
+///
+/// # Errors
+/// `EINVAL`: not an open semaphore of this process; `EIO`: a Rust panic was caught.
+///
+/// # Example
+/// ```c
+/// sem_close(s);
+/// ```
+#[no_mangle]
+pub unsafe extern "C" fn sem_close(sem: *mut libc::sem_t) -> c_int {
+    // SAFETY: any address is accepted and checked against this process's open semaphores.
+    unsafe { capi::interposed_sem_close(sem) }
+}
+
+/// `sem_unlink(3)`: removes the semaphore's name; open handles keep working.
+///
+/// # Safety
+/// `name` is NULL (refused with `EINVAL`) or points to a NUL-terminated string.
+///
+/// # Errors
+/// As [`shm_unlink`].
+///
+/// # Example
+/// ```c
+/// sem_unlink("/lock");
+/// ```
+#[no_mangle]
+pub unsafe extern "C" fn sem_unlink(name: *const c_char) -> c_int {
+    // SAFETY: `name` is NULL or NUL-terminated, as our caller promises.
+    unsafe { capi::interposed_sem_unlink(name) }
 }
 
 #[cfg(test)]

@@ -228,9 +228,15 @@ fn soname(so: &Path) -> Option<String> {
 #[test]
 fn libtmpshm_exports_only_the_c_abi() {
     let so = library(Lib::C);
-    let want: BTreeSet<String> = ["tmpshm_shm_open", "tmpshm_shm_unlink"]
-        .map(String::from)
-        .into();
+    let want: BTreeSet<String> = [
+        "tmpshm_shm_open",
+        "tmpshm_shm_unlink",
+        "tmpshm_sem_open",
+        "tmpshm_sem_close",
+        "tmpshm_sem_unlink",
+    ]
+    .map(String::from)
+    .into();
     assert_eq!(exports(&so), want, "{}", so.display());
     assert_eq!(soname(&so).as_deref(), Some("libtmpshm.so.0"));
 }
@@ -238,7 +244,15 @@ fn libtmpshm_exports_only_the_c_abi() {
 #[test]
 fn the_preload_library_exports_only_the_interposers() {
     let so = library(Lib::Preload);
-    let want: BTreeSet<String> = ["shm_open", "shm_unlink"].map(String::from).into();
+    let want: BTreeSet<String> = [
+        "shm_open",
+        "shm_unlink",
+        "sem_open",
+        "sem_close",
+        "sem_unlink",
+    ]
+    .map(String::from)
+    .into();
     assert_eq!(exports(&so), want, "{}", so.display());
     assert_eq!(soname(&so).as_deref(), Some("libtmpshm_preload.so"));
 }
