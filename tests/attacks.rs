@@ -3,17 +3,17 @@
 //! running programs, and a full file system. Each test runs the attack for real, as root with
 //! a uid-65534 attacker where one is needed.
 
-mod common;
+mod support;
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::*;
 use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg};
 use nix::sys::stat::Mode;
+use support::*;
 use tmpshm::{Access, Mapping, OFlag, ShmDir, ShmOptions};
 
 const RW: OFlag = OFlag::O_RDWR;
@@ -36,64 +36,25 @@ fn prompt<T>(what: &str, f: impl FnOnce() -> T) -> T {
 }
 
 fn errno<T: std::fmt::Debug>(r: tmpshm::Result<T>) -> i32 {
-    r.unwrap_err().raw_os_error().unwrap()
+    r.unwrap_err().raw_os_error()
 }
 
-/// Runs `f` in a child with a time limit, so that a call that hangs fails the test instead
-/// of hanging it. The child's exit code is `f`'s.
-fn bounded(limit: Duration, f: impl FnOnce() -> i32) -> i32 {
-    let child = in_child(f);
-    let start = Instant::now();
-    loop {
-        match nix::sys::wait::waitpid(child, Some(nix::sys::wait::WaitPidFlag::WNOHANG)).unwrap() {
-            nix::sys::wait::WaitStatus::Exited(_, code) => return code,
-            nix::sys::wait::WaitStatus::Signaled(_, sig, _) => return 128 + sig as i32,
-            _ => {}
-        }
-        if start.elapsed() > limit {
-            let _ = nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL);
-            let _ = nix::sys::wait::waitpid(child, None);
-            return -1;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
-/// A child running as uid 65534 in its own process group, which runs `f` (to plant, link,
-/// lease...), says ready, and then sleeps until killed. The returned guard kills the group.
-struct Attacker(nix::unistd::Pid);
-
-impl Attacker {
-    fn start(f: impl FnOnce() -> Result<(), String>) -> Attacker {
-        let ready = Ready::new();
-        let ready_w = &ready;
-        let pid = in_child(move || {
-            let _ =
-                nix::unistd::setpgid(nix::unistd::Pid::from_raw(0), nix::unistd::Pid::from_raw(0));
-            become_nobody();
-            match f() {
-                Ok(()) => {
-                    ready_w.notify();
-                    std::thread::sleep(Duration::from_secs(120));
-                    0
-                }
-                Err(e) => {
-                    eprintln!("attacker: {e}");
-                    3
-                }
-            }
-        });
-        ready.wait(Duration::from_secs(20));
-        Attacker(pid)
-    }
-}
-
-impl Drop for Attacker {
-    fn drop(&mut self) {
-        let _ = nix::sys::signal::killpg(self.0, nix::sys::signal::Signal::SIGKILL);
-        let _ = nix::sys::signal::kill(self.0, nix::sys::signal::Signal::SIGKILL);
-        let _ = nix::sys::wait::waitpid(self.0, None);
-    }
+/// Starts a child running as uid 65534 in its own process group, which runs `f` (to plant,
+/// link, lease...), says ready, and then sleeps until killed. Dropping the child kills the
+/// group.
+fn attacker(f: impl FnOnce() -> Result<(), String>) -> Child {
+    let ready = Ready::new();
+    let ready_w = &ready;
+    let child = fork_child(move || {
+        let _ = nix::unistd::setpgid(nix::unistd::Pid::from_raw(0), nix::unistd::Pid::from_raw(0));
+        become_nobody()?;
+        f()?;
+        ready_w.notify();
+        std::thread::sleep(Duration::from_secs(120));
+        Ok::<_, String>("")
+    });
+    ready.wait(Duration::from_secs(20));
+    child
 }
 
 fn open_as_attacker(path: &Path, flags: OFlag) -> Result<OwnedFd, String> {
@@ -119,13 +80,13 @@ fn a_world_writable_object_linked_under_a_new_name_is_never_handed_out() {
     let public = ShmOptions::new()
         .dir(shm.clone())
         .size(4096)
-        .mode(0o666)
+        .mode(perm(0o666))
         .create("/pub")
         .unwrap();
     // The neighbour links it under the name root will use next (allowed: it can read and
     // write the file), and keeps an fd to read what root writes there.
     let (from, to) = (d.path().join(".SHMDpub"), d.path().join(".SHMDtarget"));
-    let attacker = Attacker::start(move || {
+    let attacker = attacker(move || {
         std::fs::hard_link(&from, &to).map_err(|e| format!("link: {e}"))?;
         let fd = open_as_attacker(&to, RW)?;
         std::mem::forget(fd);
@@ -140,19 +101,27 @@ fn a_world_writable_object_linked_under_a_new_name_is_never_handed_out() {
     for (what, e) in [
         (
             "open O_CREAT",
-            errno(shm.open("/target", CREAT | RW, 0o600)),
+            errno(shm.open("/target", CREAT | RW, perm(0o600))),
         ),
-        ("open", errno(shm.open("/target", RW, 0))),
-        ("open O_RDONLY", errno(shm.open("/target", RO, 0))),
+        ("open", errno(shm.open("/target", RW, Mode::empty()))),
+        (
+            "open O_RDONLY",
+            errno(shm.open("/target", RO, Mode::empty())),
+        ),
         ("ShmOptions::open", errno(opts.open("/target"))),
         ("open_or_create", errno(opts.open_or_create("/target"))),
     ] {
         assert_eq!(e, libc::EPERM, "{what}");
     }
-    let e = shm.open("/target", CREAT | RW, 0o600).unwrap_err();
+    let e = shm.open("/target", CREAT | RW, perm(0o600)).unwrap_err();
     assert!(e.to_string().contains("hard-linked"), "{e}");
     // Whoever shares objects across users on purpose opts in, and gets it.
-    drop(shm.clone().cross_user(true).open("/target", RW, 0).unwrap());
+    drop(
+        shm.clone()
+            .with_cross_user(true)
+            .open("/target", RW, Mode::empty())
+            .unwrap(),
+    );
     drop(attacker);
 }
 
@@ -180,18 +149,18 @@ fn objects_that_others_can_read_and_write_need_cross_user_sharing() {
             ShmOptions::new()
                 .dir(shm.clone())
                 .size(1)
-                .mode(mode)
+                .mode(perm(mode))
                 .create(name.as_str())
                 .unwrap(),
         );
-        let r = shm.open(name.as_str(), RW, 0);
+        let r = shm.open(name.as_str(), RW, Mode::empty());
         assert_eq!(r.is_err(), refused, "mode {mode:o}: {r:?}");
         if refused {
             assert_eq!(errno(r), libc::EPERM, "mode {mode:o}");
             assert!(shm
                 .clone()
-                .cross_user(true)
-                .open(name.as_str(), RW, 0)
+                .with_cross_user(true)
+                .open(name.as_str(), RW, Mode::empty())
                 .is_ok());
         }
     }
@@ -208,12 +177,12 @@ fn a_world_writable_file_linked_as_a_lock_file_never_makes_a_creator_wait() {
         ShmOptions::new()
             .dir(shm.clone())
             .size(1)
-            .mode(0o666)
+            .mode(perm(0o666))
             .create("/pub")
             .unwrap(),
     );
     let (from, to) = (d.path().join(".SHMDpub"), d.path().join(".SHMLtarget"));
-    let attacker = Attacker::start(move || {
+    let attacker = attacker(move || {
         std::fs::hard_link(&from, &to).map_err(|e| format!("link: {e}"))?;
         let fd = open_as_attacker(&to, RO)?;
         let held = Flock::lock(fd, FlockArg::LockExclusive).map_err(|(_, e)| e.to_string())?;
@@ -222,13 +191,14 @@ fn a_world_writable_file_linked_as_a_lock_file_never_makes_a_creator_wait() {
     });
     shm.unlink("/pub").unwrap();
     let e = prompt("create under a held re-bound lock", || {
-        shm.open("/target", CREAT | EXCL | RW, 0o600).unwrap_err()
+        shm.open("/target", CREAT | EXCL | RW, perm(0o600))
+            .unwrap_err()
     });
-    assert_eq!(e.raw_os_error(), Some(libc::EPERM), "{e}");
+    assert_eq!(e.raw_os_error(), libc::EPERM, "{e}");
     drop(attacker);
     // Free now (the attacker is gone): taken over, and the object is created fresh.
     let fd = prompt("create after the attacker left", || {
-        shm.open("/target", CREAT | EXCL | RW, 0o600).unwrap()
+        shm.open("/target", CREAT | EXCL | RW, perm(0o600)).unwrap()
     });
     let st = nix::sys::stat::fstat(fd.as_fd()).unwrap();
     assert_eq!((st.st_mode & 0o777, st.st_nlink), (0o600, 1));
@@ -249,8 +219,10 @@ fn setuid_sleep(test: &str) -> Option<(tempfile::TempDir, PathBuf)> {
     std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let st = nix::sys::statvfs::statvfs(d.path()).unwrap();
     if st.flags().contains(nix::sys::statvfs::FsFlags::ST_NOSUID) {
-        println!("SKIPPED {test}: {} is mounted nosuid", d.path().display());
-        eprintln!("SKIPPED {test}: {} is mounted nosuid", d.path().display());
+        skip(
+            test,
+            format_args!("{} is mounted nosuid", d.path().display()),
+        );
         return None;
     }
     let copy = d.path().join("sleep");
@@ -278,9 +250,9 @@ fn a_lock_held_through_a_setuid_program_never_makes_a_creator_wait() {
     // that program.
     let ready = Ready::new();
     let ready_w = &ready;
-    let taker = in_child(move || {
+    let taker = fork_child(move || {
         let _ = nix::unistd::setpgid(nix::unistd::Pid::from_raw(0), nix::unistd::Pid::from_raw(0));
-        become_nobody();
+        become_nobody().unwrap();
         let fd = nix::fcntl::open(&lock, RO, Mode::empty()).unwrap();
         let held = Flock::lock(fd, FlockArg::LockExclusive).unwrap();
         std::mem::forget(held); // inherited by the fork and across exec
@@ -298,15 +270,10 @@ fn a_lock_held_through_a_setuid_program_never_makes_a_creator_wait() {
     ready.wait(Duration::from_secs(20));
     std::thread::sleep(Duration::from_millis(200)); // let the exec happen
     let shm = ShmDir::new(d.path());
-    let code = bounded(Duration::from_secs(10), move || {
+    let code = run_in_child(Duration::from_secs(10), move || {
         let t = Instant::now();
-        match shm.open("/victim", CREAT | EXCL | RW, 0o600) {
-            Err(e)
-                if e.raw_os_error() == Some(libc::EPERM)
-                    && t.elapsed() < Duration::from_secs(2) =>
-            {
-                0
-            }
+        match shm.open("/victim", CREAT | EXCL | RW, perm(0o600)) {
+            Err(e) if e.raw_os_error() == libc::EPERM && t.elapsed() < Duration::from_secs(2) => 0,
             Err(e) => {
                 eprintln!("{e}");
                 1
@@ -314,8 +281,7 @@ fn a_lock_held_through_a_setuid_program_never_makes_a_creator_wait() {
             Ok(_) => 2,
         }
     });
-    let _ = nix::sys::signal::killpg(taker, nix::sys::signal::Signal::SIGKILL);
-    let _ = nix::sys::wait::waitpid(taker, None);
+    taker.kill();
     assert_eq!(
         code, 0,
         "the creator waited on (or took) a lock another user holds"
@@ -327,7 +293,7 @@ fn a_lock_held_through_a_setuid_program_never_makes_a_creator_wait() {
 fn in_pid_namespace(f: impl FnOnce() -> i32) -> i32 {
     use nix::mount::{mount, MsFlags};
     use nix::sched::{unshare, CloneFlags};
-    bounded(Duration::from_secs(20), move || {
+    run_in_child(Duration::from_secs(20), move || {
         if let Err(e) = unshare(CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWPID) {
             eprintln!("unshare: {e}");
             return 90;
@@ -340,31 +306,18 @@ fn in_pid_namespace(f: impl FnOnce() -> i32) -> i32 {
             None::<&str>,
         )
         .unwrap();
-        // SAFETY: the grandchild runs `f` and exits; the child only waits for it.
-        match unsafe { nix::unistd::fork() }.unwrap() {
-            nix::unistd::ForkResult::Child => {
-                mount(
-                    Some("proc"),
-                    "/proc",
-                    Some("proc"),
-                    MsFlags::empty(),
-                    None::<&str>,
-                )
-                .unwrap();
-                let code = f();
-                // SAFETY: leaving the forked grandchild.
-                unsafe { libc::_exit(code) }
-            }
-            nix::unistd::ForkResult::Parent { child } => {
-                match nix::sys::wait::waitpid(child, None).unwrap() {
-                    nix::sys::wait::WaitStatus::Exited(_, code) => code,
-                    other => {
-                        eprintln!("{other:?}");
-                        91
-                    }
-                }
-            }
-        }
+        // The first child forked after unshare(CLONE_NEWPID) is pid 1 of the namespace.
+        run_in_child(Duration::from_secs(20), move || {
+            mount(
+                Some("proc"),
+                "/proc",
+                Some("proc"),
+                MsFlags::empty(),
+                None::<&str>,
+            )
+            .unwrap();
+            f()
+        })
     })
 }
 
@@ -402,13 +355,8 @@ fn a_holder_hidden_by_a_pid_namespace_never_makes_a_creator_spin() {
             eprintln!("/proc/locks is not empty in the namespace: {holders}");
         }
         let t = Instant::now();
-        match shm.open("/loose", CREAT | EXCL | RW, 0o600) {
-            Err(e)
-                if e.raw_os_error() == Some(libc::EPERM)
-                    && t.elapsed() < Duration::from_secs(2) =>
-            {
-                0
-            }
+        match shm.open("/loose", CREAT | EXCL | RW, perm(0o600)) {
+            Err(e) if e.raw_os_error() == libc::EPERM && t.elapsed() < Duration::from_secs(2) => 0,
             other => {
                 eprintln!("{other:?} after {:?}", t.elapsed());
                 1
@@ -425,7 +373,7 @@ fn a_holder_hidden_by_a_pid_namespace_never_makes_a_creator_spin() {
     });
     let code = in_pid_namespace(move || {
         let before = cpu_ticks();
-        let r = shm2.open("/private", CREAT | EXCL | RW, 0o600);
+        let r = shm2.open("/private", CREAT | EXCL | RW, perm(0o600));
         let used = cpu_ticks() - before;
         match r {
             Ok(_) if used < 20 => 0,
@@ -457,8 +405,7 @@ fn lease(fd: &OwnedFd, kind: libc::c_int) -> Result<(), String> {
 fn leases_enabled(test: &str) -> bool {
     let on = std::fs::read_to_string("/proc/sys/fs/leases-enable").is_ok_and(|s| s.trim() == "1");
     if !on {
-        println!("SKIPPED {test}: fs.leases-enable is not 1");
-        eprintln!("SKIPPED {test}: fs.leases-enable is not 1");
+        skip(test, "fs.leases-enable is not 1");
     }
     on
 }
@@ -477,7 +424,7 @@ fn a_leased_file_at_the_data_or_lock_path_answers_at_once() {
     );
     // The attacker plants its own files and holds leases on them: read leases (broken by any
     // open for writing) and a write lease (broken by any open at all).
-    let attacker = Attacker::start(move || {
+    let attacker = attacker(move || {
         for p in [&data, &lock] {
             std::fs::write(p, b"").map_err(|e| e.to_string())?;
             let fd = open_as_attacker(p, RO)?;
@@ -495,15 +442,19 @@ fn a_leased_file_at_the_data_or_lock_path_answers_at_once() {
     for (what, r) in [
         (
             "open O_RDWR",
-            prompt("open", || errno(shm.open("/leased", RW, 0))),
+            prompt("open", || errno(shm.open("/leased", RW, Mode::empty()))),
         ),
         (
             "open O_CREAT",
-            prompt("open", || errno(shm.open("/leased", CREAT | RW, 0o600))),
+            prompt("open", || {
+                errno(shm.open("/leased", CREAT | RW, perm(0o600)))
+            }),
         ),
         (
             "open O_TRUNC",
-            prompt("open", || errno(shm.open("/leased", RW | TRUNC, 0))),
+            prompt("open", || {
+                errno(shm.open("/leased", RW | TRUNC, Mode::empty()))
+            }),
         ),
         (
             "ShmOptions::open",
@@ -515,11 +466,13 @@ fn a_leased_file_at_the_data_or_lock_path_answers_at_once() {
         ),
         (
             "open O_RDONLY, write lease",
-            prompt("open", || errno(shm.open("/wleased", RO, 0))),
+            prompt("open", || errno(shm.open("/wleased", RO, Mode::empty()))),
         ),
         (
             "create, leased lock",
-            prompt("create", || errno(shm.open("/locked", CREAT | RW, 0o600))),
+            prompt("create", || {
+                errno(shm.open("/locked", CREAT | RW, perm(0o600)))
+            }),
         ),
         (
             "sized create, leased lock",
@@ -531,11 +484,11 @@ fn a_leased_file_at_the_data_or_lock_path_answers_at_once() {
     }
     // Opted into cross-user sharing the file's owner passes, and the lease still never makes
     // us wait: EACCES, with the reason.
-    let shared = ShmDir::new(d.path()).cross_user(true);
+    let shared = ShmDir::new(d.path()).with_cross_user(true);
     let e = prompt("cross-user open", || {
-        shared.open("/leased", RW, 0).unwrap_err()
+        shared.open("/leased", RW, Mode::empty()).unwrap_err()
     });
-    assert_eq!(e.raw_os_error(), Some(libc::EACCES), "{e}");
+    assert_eq!(e.raw_os_error(), libc::EACCES, "{e}");
     assert!(e.to_string().contains("lease"), "{e}");
     drop(attacker);
 }
@@ -551,7 +504,7 @@ fn a_running_program_at_the_data_path_gives_a_documented_errno() {
         .map(PathBuf::from)
         .find(|p| p.exists())
     else {
-        println!("SKIPPED {test}: no sleep program");
+        skip(test, "no sleep program");
         return;
     };
     let d = shared_tempdir();
@@ -559,8 +512,8 @@ fn a_running_program_at_the_data_path_gives_a_documented_errno() {
     let prog2 = prog.clone();
     let ready = Ready::new();
     let ready_w = &ready;
-    let runner = in_child(move || {
-        become_nobody();
+    let runner = fork_child(move || {
+        become_nobody().unwrap();
         std::fs::copy(&sleep, &prog2).unwrap();
         std::fs::set_permissions(&prog2, std::fs::Permissions::from_mode(0o755)).unwrap();
         ready_w.notify();
@@ -571,7 +524,7 @@ fn a_running_program_at_the_data_path_gives_a_documented_errno() {
     ready.wait(Duration::from_secs(20));
     // Wait until the program runs from that file.
     let t = Instant::now();
-    while std::fs::read_link(format!("/proc/{runner}/exe")).map_or(true, |p| p != prog) {
+    while std::fs::read_link(format!("/proc/{}/exe", runner.pid())).map_or(true, |p| p != prog) {
         assert!(
             t.elapsed() < Duration::from_secs(10),
             "the program never started"
@@ -581,20 +534,19 @@ fn a_running_program_at_the_data_path_gives_a_documented_errno() {
     let shm = ShmDir::new(d.path());
     for flags in [RW, CREAT | RW, RW | TRUNC] {
         assert_eq!(
-            errno(shm.open("/busy", flags, 0o600)),
+            errno(shm.open("/busy", flags, perm(0o600))),
             libc::EPERM,
             "{flags:?}"
         );
     }
     let e = shm
         .clone()
-        .cross_user(true)
-        .open("/busy", RW, 0)
+        .with_cross_user(true)
+        .open("/busy", RW, Mode::empty())
         .unwrap_err();
-    assert_eq!(e.raw_os_error(), Some(libc::EACCES), "{e}");
+    assert_eq!(e.raw_os_error(), libc::EACCES, "{e}");
     assert!(e.to_string().contains("program"), "{e}");
-    let _ = nix::sys::signal::kill(runner, nix::sys::signal::Signal::SIGKILL);
-    let _ = nix::sys::wait::waitpid(runner, None);
+    runner.kill();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -608,7 +560,7 @@ fn with_small_tmpfs(test: &str, f: impl FnOnce(&Path) -> i32) -> Option<i32> {
     }
     let d = tempfile::tempdir().unwrap();
     let at = d.path().to_path_buf();
-    Some(bounded(Duration::from_secs(30), move || {
+    Some(run_in_child(Duration::from_secs(30), move || {
         use nix::mount::{mount, MsFlags};
         use nix::sched::{unshare, CloneFlags};
         if let Err(e) = unshare(CloneFlags::CLONE_NEWNS) {
@@ -648,7 +600,7 @@ fn a_full_file_system_gives_enospc_at_create_and_grow_never_sigbus() {
             };
             // Larger than the file system: refused now, and nothing left behind.
             match opts(4 << 20).create("/big") {
-                Err(e) if e.raw_os_error() == Some(libc::ENOSPC) => {}
+                Err(e) if e.raw_os_error() == libc::ENOSPC => {}
                 other => return fail(&format!("create 4 MiB: {other:?}")),
             }
             if !entries(dir).is_empty() {
@@ -666,7 +618,7 @@ fn a_full_file_system_gives_enospc_at_create_and_grow_never_sigbus() {
             drop(map);
             // Growing past the room left: ENOSPC, and the size is what it was.
             match half.grow_to(2 << 20) {
-                Err(e) if e.raw_os_error() == Some(libc::ENOSPC) => {}
+                Err(e) if e.raw_os_error() == libc::ENOSPC => {}
                 other => return fail(&format!("grow to 2 MiB: {other:?}")),
             }
             let size = std::fs::metadata(dir.join(".SHMDhalf")).unwrap().len();
@@ -675,10 +627,10 @@ fn a_full_file_system_gives_enospc_at_create_and_grow_never_sigbus() {
             }
             // A sparse object made the classic way (ftruncate): mapping it read-write
             // reserves the range first.
-            let fd = shm.open("/sparse", CREAT | RW, 0o600).unwrap();
+            let fd = shm.open("/sparse", CREAT | RW, perm(0o600)).unwrap();
             nix::unistd::ftruncate(&fd, 4 << 20).unwrap();
             match Mapping::new(&fd, 4 << 20, Access::ReadWrite) {
-                Err(e) if e.raw_os_error() == Some(libc::ENOSPC) => {}
+                Err(e) if e.raw_os_error() == libc::ENOSPC => {}
                 other => return fail(&format!("map a sparse 4 MiB object: {other:?}")),
             }
             // Read-only mappings read holes as zeros and need no room.

@@ -5,14 +5,14 @@
 //! With the environment ignored the program uses the default directory, `/tmp`, so these tests
 //! create (and remove) objects with unpredictable names there.
 
-mod common;
+mod support;
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use common::*;
+use support::*;
 
 /// A set-user-ID-root copy of the `tmpshm` binary in a 0755 directory, or None (reason
 /// printed) where that cannot work.
@@ -24,8 +24,10 @@ fn setuid_tmpshm(test: &str) -> Option<(tempfile::TempDir, PathBuf)> {
     std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let st = nix::sys::statvfs::statvfs(d.path()).unwrap();
     if st.flags().contains(nix::sys::statvfs::FsFlags::ST_NOSUID) {
-        println!("SKIPPED {test}: {} is mounted nosuid", d.path().display());
-        eprintln!("SKIPPED {test}: {} is mounted nosuid", d.path().display());
+        skip(
+            test,
+            format_args!("{} is mounted nosuid", d.path().display()),
+        );
         return None;
     }
     let copy = d.path().join("tmpshm");

@@ -1,7 +1,8 @@
-//! Fuzzes name handling and the C ABI: arbitrary name bytes, flags and modes through
-//! `tmpshm_shm_open`/`tmpshm_shm_unlink` (the compat crate's C entry points) and through
-//! `ShmDir::open`/`unlink` in both layouts, each outcome checked against the model of the
-//! rules in tests/hardening_util/model.rs (shared with the proptest in CI).
+//! Fuzzes name handling and the C ABI: arbitrary name bytes, flags and modes through the C
+//! entry points (`tmpshm::capi::shm_open`/`shm_unlink` with the strict name rules, what
+//! `tmpshm_shm_open` runs) and through `ShmDir::open`/`unlink` in both layouts, each outcome
+//! checked against the reference model of the rules in `tmpshm-testkit` (which the property
+//! test tests/props.rs also uses).
 //!
 //! Input: 4 bytes flags, 4 bytes mode, 1 selector byte, then the name.
 #![no_main]
@@ -13,11 +14,9 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
-use tmpshm::{Layout, OFlag, ShmDir};
-use tmpshm_compat::ffi::{tmpshm_shm_open, tmpshm_shm_unlink};
-
-#[path = "../../tests/hardening_util/model.rs"]
-mod model;
+use tmpshm::capi::{self, Names};
+use tmpshm::{Layout, Mode, OFlag, ShmDir};
+use tmpshm_testkit as model;
 
 /// One empty directory per fuzzing process, on tmpfs when there is one.
 fn dir() -> &'static PathBuf {
@@ -40,6 +39,14 @@ fn errno() -> i32 {
     std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
 }
 
+/// The model's name for a layout of the library.
+fn model_layout(layout: Layout) -> model::Layout {
+    match layout {
+        Layout::Glibc => model::Layout::Glibc,
+        _ => model::Layout::Illumos,
+    }
+}
+
 fuzz_target!(|data: &[u8]| {
     if data.len() < 9 {
         return;
@@ -59,7 +66,7 @@ fuzz_target!(|data: &[u8]| {
             c_name.as_ptr()
         };
         // SAFETY: ptr is NULL or a valid NUL-terminated string that outlives the call.
-        let fd = unsafe { tmpshm_shm_open(ptr, flags, mode) };
+        let fd = unsafe { capi::shm_open(ptr, flags, mode as libc::mode_t, Names::Strict) };
         let outcome = if fd >= 0 {
             // SAFETY: a new fd that nothing else owns.
             Ok(unsafe { OwnedFd::from_raw_fd(fd) })
@@ -69,34 +76,38 @@ fuzz_target!(|data: &[u8]| {
         // A NULL name is refused like an empty one.
         let model_name: &[u8] = if null { b"" } else { c_name.as_bytes() };
         let borrowed = outcome.as_ref().map(|f| f.as_fd()).map_err(|e| *e);
-        if let Err(why) = model::check_open(model_name, flags, mode, Layout::ILLUMOS, borrowed) {
-            panic!("tmpshm_shm_open({model_name:?}, {flags:#x}, {mode:#o}): {why}");
+        let il = model::Layout::Illumos;
+        if let Err(why) = model::check_open_fd(model_name, flags, mode, il, borrowed) {
+            panic!("capi::shm_open({model_name:?}, {flags:#x}, {mode:#o}): {why}");
         }
         // SAFETY: as above.
-        let rc = unsafe { tmpshm_shm_unlink(ptr) };
+        let rc = unsafe { capi::shm_unlink(ptr, Names::Strict) };
         let u = if rc == 0 { Ok(()) } else { Err(errno()) };
-        if let Err(why) = model::check_unlink(model_name, Layout::ILLUMOS, outcome.is_ok(), u) {
-            panic!("tmpshm_shm_unlink({model_name:?}): {why}");
+        if let Err(why) = model::check_unlink(model_name, il, outcome.is_ok(), u) {
+            panic!("capi::shm_unlink({model_name:?}): {why}");
         }
     } else {
         // The Rust API takes any bytes, interior NULs included.
         let layout = if sel & 2 != 0 {
-            Layout::GLIBC
+            Layout::Glibc
         } else {
-            Layout::ILLUMOS
+            Layout::Illumos
         };
-        let shm = ShmDir::new(dir).layout(layout);
+        let shm = ShmDir::new(dir).with_layout(layout);
         let os = OsStr::from_bytes(name);
-        let r = shm.open(os, OFlag::from_bits_retain(flags), mode);
-        let borrowed: Result<BorrowedFd<'_>, i32> = r
-            .as_ref()
-            .map(|f| f.as_fd())
-            .map_err(|e| e.raw_os_error().unwrap());
-        if let Err(why) = model::check_open(name, flags, mode, layout, borrowed) {
+        let r = shm.open(
+            os,
+            OFlag::from_bits_retain(flags),
+            Mode::from_bits_retain(mode as libc::mode_t),
+        );
+        let borrowed: Result<BorrowedFd<'_>, i32> =
+            r.as_ref().map(|f| f.as_fd()).map_err(|e| e.raw_os_error());
+        let m = model_layout(layout);
+        if let Err(why) = model::check_open_fd(name, flags, mode, m, borrowed) {
             panic!("ShmDir::open({name:?}, {flags:#x}, {mode:#o}, {layout:?}): {why}");
         }
-        let u = shm.unlink(os).map_err(|e| e.raw_os_error().unwrap());
-        if let Err(why) = model::check_unlink(name, layout, r.is_ok(), u) {
+        let u = shm.unlink(os).map_err(|e| e.raw_os_error());
+        if let Err(why) = model::check_unlink(name, m, r.is_ok(), u) {
             panic!("ShmDir::unlink({name:?}, {layout:?}): {why}");
         }
     }

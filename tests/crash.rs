@@ -1,4 +1,4 @@
-//! Hardening suite 2 (crash) and 3 (signals).
+//! Crashes and signals.
 //!
 //! Crash: a child creating and unlinking one name in a tight loop is SIGKILLed at a random
 //! moment, over and over; after each kill the next operations on that name complete promptly,
@@ -6,10 +6,10 @@
 //! Signals: a storm of signals (handlers installed without `SA_RESTART`, so every blocking
 //! call sees `EINTR`) while a process waits for a held lock, and while several processes
 //! contend for one name, causes no failure.
+//! Short form here; `TMPSHM_LONG=1` runs longer (see the README).
 
-mod hardening_util;
+mod support;
 
-use std::fs::File;
 use std::os::fd::OwnedFd;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -18,9 +18,8 @@ use std::time::{Duration, Instant};
 use nix::fcntl::{open, Flock, FlockArg, OFlag as NixOFlag};
 use nix::sys::signal::{kill, sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
 use nix::sys::stat::Mode;
+use support::*;
 use tmpshm::{OFlag, ShmDir};
-
-use hardening_util::{entries_with_prefix, errno_of, pick, seed, spawn, wait_all, Rng};
 
 /// Hang detector for one operation after a crash: generous, as the machine is shared.
 const PROMPT: Duration = Duration::from_secs(5);
@@ -37,9 +36,9 @@ fn churn(dir: &Path) -> Result<String, String> {
     let shm = ShmDir::new(dir);
     let rw = OFlag::O_RDWR;
     loop {
-        let _ = shm.open("/crash", rw | OFlag::O_CREAT | OFlag::O_EXCL, 0o600);
+        let _ = shm.open("/crash", rw | OFlag::O_CREAT | OFlag::O_EXCL, perm(0o600));
         let _ = shm.unlink("/crash");
-        if let Ok(fd) = shm.open("/crash", rw | OFlag::O_CREAT | OFlag::O_TRUNC, 0o600) {
+        if let Ok(fd) = shm.open("/crash", rw | OFlag::O_CREAT | OFlag::O_TRUNC, perm(0o600)) {
             let _ = nix::unistd::ftruncate(fd, 4096);
         }
         let _ = shm.unlink("/crash");
@@ -58,15 +57,15 @@ fn crash_at_random_points_leaves_nothing_inconsistent() {
     let mut leftover_locks = 0;
     for round in 0..rounds {
         let path = dir.path().to_path_buf();
-        let child = spawn(move || churn(&path));
+        let child = fork_child(move || churn(&path));
         std::thread::sleep(Duration::from_micros(200 + rng.below(3000)));
         child.kill();
-        if !entries_with_prefix(dir.path(), ".SHML").is_empty() {
+        if !lock_files(dir.path()).is_empty() {
             leftover_locks += 1;
         }
         // Whatever the child was doing, every operation now completes at once.
         let fd = timed("open O_CREAT after a crash", || {
-            shm.open("/crash", rw | OFlag::O_CREAT, 0o600)
+            shm.open("/crash", rw | OFlag::O_CREAT, perm(0o600))
         })
         .unwrap_or_else(|e| panic!("round {round}: open O_CREAT after a crash: {e}"));
         let st = nix::sys::stat::fstat(&fd).unwrap();
@@ -77,12 +76,12 @@ fn crash_at_random_points_leaves_nothing_inconsistent() {
         // An exclusive create takes the lock: a lock file left by the dead child is reused
         // and removed.
         let fd = timed("create O_EXCL after a crash", || {
-            shm.open("/crash", rw | OFlag::O_CREAT | OFlag::O_EXCL, 0o600)
+            shm.open("/crash", rw | OFlag::O_CREAT | OFlag::O_EXCL, perm(0o600))
         })
         .unwrap_or_else(|e| panic!("round {round}: create O_EXCL after a crash: {e}"));
         drop(fd);
         shm.unlink("/crash").unwrap();
-        let left = entries_with_prefix(dir.path(), "");
+        let left = entries(dir.path());
         assert!(left.is_empty(), "round {round}: left behind: {left:?}");
     }
     println!(
@@ -133,34 +132,28 @@ fn signal_storm_during_a_lock_wait_is_not_a_failure() {
     let storm = pick(Duration::from_millis(300), Duration::from_secs(10));
     let dir = tempfile::tempdir().unwrap();
     let lock = hold_lock(dir.path(), "/sig");
-    let (r, w) = nix::unistd::pipe().unwrap();
     let path = dir.path().to_path_buf();
-    // The closure owns the write end; the parent's copy closes when spawn drops it unrun.
-    let victim = spawn(move || {
+    let ready = Ready::new();
+    let victim = fork_child(|| {
         interrupting_handler(Signal::SIGUSR1);
-        let mut w = File::from(w);
-        std::io::Write::write_all(&mut w, b"r").map_err(|e| e.to_string())?;
+        ready.notify();
         let shm = ShmDir::new(&path);
         // Blocks in flock(LOCK_EX) until the parent releases.
         let fd = shm
             .open(
                 "/sig",
                 OFlag::O_RDWR | OFlag::O_CREAT | OFlag::O_EXCL,
-                0o600,
+                perm(0o600),
             )
             .map_err(|e| format!("open during the storm: {e}"))?;
         drop(fd);
-        let n = SIGNALS.load(Ordering::Relaxed) as u64;
-        std::io::Write::write_all(&mut w, &n.to_le_bytes()).map_err(|e| e.to_string())?;
-        Ok("")
+        Ok::<_, String>(SIGNALS.load(Ordering::Relaxed).to_string())
     });
-    let mut r = File::from(r);
-    let mut ready = [0u8; 1];
-    std::io::Read::read_exact(&mut r, &mut ready).unwrap();
+    ready.wait(Duration::from_secs(30));
     let until = Instant::now() + storm;
     let mut sent = 0;
     while Instant::now() < until {
-        kill(victim.pid, Signal::SIGUSR1).unwrap();
+        kill(victim.pid(), Signal::SIGUSR1).unwrap();
         sent += 1;
         std::thread::sleep(Duration::from_micros(200));
     }
@@ -169,19 +162,18 @@ fn signal_storm_during_a_lock_wait_is_not_a_failure() {
         "the victim created the object while the lock was held"
     );
     release_lock(dir.path(), "/sig", lock);
-    victim
+    let handled: u64 = victim
         .wait(Duration::from_secs(30), "victim")
-        .unwrap_or_else(|e| panic!("{e}"));
-    let mut buf = [0u8; 8];
-    std::io::Read::read_exact(&mut r, &mut buf).unwrap();
-    let handled = u64::from_le_bytes(buf);
+        .unwrap_or_else(|e| panic!("{e}"))
+        .parse()
+        .unwrap();
     println!("signals: sent {sent}, the waiting victim handled {handled}");
     assert!(
         handled > 0,
         "no signal reached the victim; the test proved nothing"
     );
     assert!(dir.path().join(".SHMDsig").exists());
-    assert!(entries_with_prefix(dir.path(), ".SHML").is_empty());
+    assert!(lock_files(dir.path()).is_empty());
 }
 
 #[test]
@@ -192,7 +184,7 @@ fn signal_storm_during_contention_is_not_a_failure() {
     let children = (0..3)
         .map(|_| {
             let path = dir.path().to_path_buf();
-            spawn(move || {
+            fork_child(move || {
                 interrupting_handler(Signal::SIGALRM);
                 // A SIGALRM every 50 µs of CPU-independent time, for the whole run.
                 let every = libc::timeval {
@@ -213,14 +205,14 @@ fn signal_storm_during_contention_is_not_a_failure() {
                 let mut ops = 0;
                 while Instant::now() < until {
                     ops += 1;
-                    match shm.open("/storm", rw | OFlag::O_CREAT | OFlag::O_EXCL, 0o600) {
+                    match shm.open("/storm", rw | OFlag::O_CREAT | OFlag::O_EXCL, perm(0o600)) {
                         Ok(fd) => drop(fd),
-                        Err(e) if errno_of(&e) == libc::EEXIST => {}
+                        Err(e) if e.raw_os_error() == libc::EEXIST => {}
                         Err(e) => return Err(format!("create: {e}")),
                     }
                     match shm.unlink("/storm") {
                         Ok(()) => {}
-                        Err(e) if errno_of(&e) == libc::ENOENT => {}
+                        Err(e) if e.raw_os_error() == libc::ENOENT => {}
                         Err(e) => return Err(format!("unlink: {e}")),
                     }
                 }
@@ -246,6 +238,6 @@ fn signal_storm_during_contention_is_not_a_failure() {
         .collect();
     let summaries = wait_all(children, run + Duration::from_secs(60), "contender");
     println!("signals: {}", summaries.join("; "));
-    assert!(entries_with_prefix(dir.path(), ".SHML").is_empty());
+    assert!(lock_files(dir.path()).is_empty());
     let _ = std::fs::remove_file(dir.path().join(".SHMDstorm"));
 }

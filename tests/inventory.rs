@@ -1,12 +1,18 @@
-//! Listing and stale-file collection: what `ls` reports, and that `gc` removes only what no
-//! live process holds, even while lockers come and go.
+//! Listing and stale-file collection: what `ShmDir::list`, `stat` and `lock_info` report,
+//! and that `gc` removes only what no live process holds, even while lockers come and go.
+//! (What the `tmpshm` command prints of them: tests/cli.rs.)
+
+mod support;
 
 use std::os::unix::fs::PermissionsExt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use nix::fcntl::{Flock, FlockArg};
-use tmpshm::{AuxKind, FileKind, Layout, LockState, OFlag, ShmDir, ShmOptions, Step};
+use support::*;
+use tmpshm::{
+    AuxKind, FileKind, FlockOp, Layout, LockState, OFlag, ObjectKind, ShmDir, ShmOptions, Step,
+};
 
 #[test]
 fn list_reports_objects_locks_and_temporary_files() {
@@ -15,7 +21,7 @@ fn list_reports_objects_locks_and_temporary_files() {
     ShmOptions::new()
         .dir(shm.clone())
         .size(123)
-        .mode(0o640)
+        .mode(perm(0o640))
         .create("/obj")
         .unwrap();
     std::os::unix::fs::symlink("/nowhere", d.path().join(".SHMDplanted")).unwrap();
@@ -30,12 +36,13 @@ fn list_reports_objects_locks_and_temporary_files() {
     assert_eq!(names, ["/obj", "/planted"]);
     let obj = &inv.objects[0];
     assert_eq!(
-        (obj.kind, obj.size, obj.mode, obj.nlink),
+        (obj.file, obj.size, obj.mode, obj.nlink),
         (FileKind::Regular, 123, 0o640, 1)
     );
     assert_eq!(obj.uid, nix::unistd::geteuid().as_raw());
     assert!(obj.modified.elapsed().unwrap().as_secs() < 3600);
-    assert_eq!(inv.objects[1].kind, FileKind::Symlink);
+    assert_eq!(obj.kind, ObjectKind::Shm);
+    assert_eq!(inv.objects[1].file, FileKind::Symlink);
 
     let by = |file: &str| {
         inv.locks
@@ -52,11 +59,17 @@ fn list_reports_objects_locks_and_temporary_files() {
     assert_eq!(
         by(".SHMLbusy").kind,
         AuxKind::Lock {
+            kind: ObjectKind::Shm,
             name: "/busy".into()
         }
     );
     assert_eq!(by(".SHMLobj").state, LockState::Stale);
-    assert_eq!(by(".SHMT42.7").kind, AuxKind::Temp);
+    assert_eq!(
+        by(".SHMT42.7").kind,
+        AuxKind::Temp {
+            kind: ObjectKind::Shm
+        }
+    );
     assert_eq!(inv.locks.len(), 3);
     // Listing disturbed nothing.
     assert!(d.path().join(".SHMLobj").exists());
@@ -64,20 +77,14 @@ fn list_reports_objects_locks_and_temporary_files() {
 
     let st = shm.stat("/obj").unwrap();
     assert_eq!((st.size, st.mode), (123, 0o640));
-    assert_eq!(
-        shm.stat("/none").unwrap_err().raw_os_error(),
-        Some(libc::ENOENT)
-    );
-    assert_eq!(
-        shm.stat("bad").unwrap_err().raw_os_error(),
-        Some(libc::EINVAL)
-    );
+    assert_eq!(shm.stat("/none").unwrap_err().raw_os_error(), libc::ENOENT);
+    assert_eq!(shm.stat("bad").unwrap_err().raw_os_error(), libc::EINVAL);
     assert_eq!(
         ShmDir::new(d.path().join("missing"))
             .list()
             .unwrap_err()
             .raw_os_error(),
-        Some(libc::ENOENT)
+        libc::ENOENT
     );
 }
 
@@ -88,7 +95,7 @@ fn gc_keeps_a_lock_held_at_that_moment() {
     let reports = Arc::new(Mutex::new(Vec::new()));
     let sink = reports.clone();
     let plain = ShmDir::new(d.path());
-    let traced = ShmDir::new(d.path()).trace(move |step| {
+    let traced = ShmDir::new(d.path()).with_trace(move |step| {
         if let Step::LockAcquired { path } = step {
             let r = plain.gc().unwrap();
             sink.lock()
@@ -122,10 +129,7 @@ fn gc_heals_an_object_left_with_two_links_by_a_crashed_creator() {
     // A creator killed between link() and unlink() of its temporary name (possible only in
     // the link fallback, where renameat2 is missing).
     std::fs::hard_link(d.path().join(".SHMDhalf"), d.path().join(".SHMT99999.0")).unwrap();
-    assert_eq!(
-        opts.open("/half").unwrap_err().raw_os_error(),
-        Some(libc::EPERM)
-    );
+    assert_eq!(opts.open("/half").unwrap_err().raw_os_error(), libc::EPERM);
     let report = shm.gc().unwrap();
     assert_eq!(report.removed, [d.path().join(".SHMT99999.0")]);
     assert_eq!(opts.open("/half").unwrap().len(), 64);
@@ -146,8 +150,11 @@ fn gc_refuses_what_is_not_ours_or_not_a_file() {
     assert_eq!(report.failed.len(), 2, "{:?}", report.failed);
     assert!(d.path().join(".SHMLdir").exists() && d.path().join(".SHMLfifo").exists());
 
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("skip (other user's lock file): needs root to chown");
+    if !is_root() {
+        skip(
+            "gc_refuses_what_is_not_ours_or_not_a_file (another user's lock file)",
+            "needs root to chown",
+        );
         return;
     }
     let other = d.path().join(".SHMLother");
@@ -155,17 +162,17 @@ fn gc_refuses_what_is_not_ours_or_not_a_file() {
     std::fs::set_permissions(&other, std::fs::Permissions::from_mode(0o644)).unwrap();
     nix::unistd::chown(
         &other,
-        Some(nix::unistd::Uid::from_raw(65534)),
-        Some(nix::unistd::Gid::from_raw(65534)),
+        Some(nix::unistd::Uid::from_raw(NOBODY)),
+        Some(nix::unistd::Gid::from_raw(NOBODY)),
     )
     .unwrap();
     let report = shm.gc().unwrap();
     assert!(report
         .failed
         .iter()
-        .any(|e| e.path() == other && e.raw_os_error() == Some(libc::EPERM)));
+        .any(|e| e.path() == Some(other.as_path()) && e.raw_os_error() == libc::EPERM));
     assert!(other.exists());
-    let report = shm.clone().cross_user(true).gc().unwrap();
+    let report = shm.clone().with_cross_user(true).gc().unwrap();
     assert_eq!(report.removed, std::slice::from_ref(&other));
 }
 
@@ -197,15 +204,15 @@ fn gc_running_alongside_lockers_breaks_nothing() {
                     let made = if i % 2 == 0 {
                         sized.create("/busy").map(drop)
                     } else {
-                        shm.open("/busy", flags, 0o600).map(drop)
+                        shm.open("/busy", flags, perm(0o600)).map(drop)
                     };
                     match made {
                         Ok(()) => {}
-                        Err(e) => assert_eq!(e.raw_os_error(), Some(libc::EEXIST), "{e}"),
+                        Err(e) => assert_eq!(e.raw_os_error(), libc::EEXIST, "{e}"),
                     }
                     match shm.unlink("/busy") {
                         Ok(()) => {}
-                        Err(e) => assert_eq!(e.raw_os_error(), Some(libc::ENOENT), "{e}"),
+                        Err(e) => assert_eq!(e.raw_os_error(), libc::ENOENT, "{e}"),
                     }
                 }
             })
@@ -226,11 +233,11 @@ fn gc_running_alongside_lockers_breaks_nothing() {
 #[test]
 fn gc_in_the_glibc_layout_removes_only_temporary_files_of_the_exact_form() {
     let d = tempfile::tempdir().unwrap();
-    let shm = ShmDir::new(d.path()).layout(Layout::GLIBC);
+    let shm = ShmDir::new(d.path()).with_layout(Layout::Glibc);
     // Real objects whose names merely start with ".SHMT".
     for name in ["/.SHMTdata", "/.SHMT12", "/.SHMT1.x", "/.SHMT.3"] {
         drop(
-            shm.open(name, OFlag::O_CREAT | OFlag::O_RDWR, 0o600)
+            shm.open(name, OFlag::O_CREAT | OFlag::O_RDWR, perm(0o600))
                 .unwrap(),
         );
     }
@@ -240,7 +247,12 @@ fn gc_in_the_glibc_layout_removes_only_temporary_files_of_the_exact_form() {
     let names: Vec<_> = inv.objects.iter().map(|o| o.name.clone()).collect();
     assert_eq!(names, ["/.SHMT.3", "/.SHMT1.x", "/.SHMT12", "/.SHMTdata"]);
     assert_eq!(inv.locks.len(), 1, "{:?}", inv.locks);
-    assert_eq!(inv.locks[0].kind, AuxKind::Temp);
+    assert_eq!(
+        inv.locks[0].kind,
+        AuxKind::Temp {
+            kind: ObjectKind::Shm
+        }
+    );
     let report = shm.gc().unwrap();
     assert_eq!(report.removed, [d.path().join(".SHMT4242.7")]);
     assert!(report.failed.is_empty(), "{:?}", report.failed);
@@ -258,11 +270,14 @@ fn lock_info_probes_one_lock_file() {
     let d = tempfile::tempdir().unwrap();
     let probes = Arc::new(Mutex::new(Vec::new()));
     let sink = probes.clone();
-    let shm = ShmDir::new(d.path()).trace(move |step| {
-        if let Step::Call { call, path } = step {
-            if call.starts_with("probe") {
-                sink.lock().unwrap().push(path.to_path_buf());
-            }
+    let shm = ShmDir::new(d.path()).with_trace(move |step| {
+        if let Step::Flock {
+            path,
+            op: FlockOp::SharedNonblock,
+            ..
+        } = step
+        {
+            sink.lock().unwrap().push(path.to_path_buf());
         }
     });
     assert!(shm.lock_info("/one").unwrap().is_none());
@@ -274,6 +289,7 @@ fn lock_info_probes_one_lock_file() {
     assert_eq!(
         info.kind,
         AuxKind::Lock {
+            kind: ObjectKind::Shm,
             name: "/one".into()
         }
     );
@@ -290,42 +306,12 @@ fn lock_info_probes_one_lock_file() {
         [d.path().join(".SHMLone"), d.path().join(".SHMLone")]
     );
     assert!(ShmDir::new(d.path())
-        .layout(Layout::GLIBC)
+        .with_layout(Layout::Glibc)
         .lock_info("/one")
         .unwrap()
         .is_none());
     assert_eq!(
         shm.lock_info("bad").unwrap_err().raw_os_error(),
-        Some(libc::EINVAL)
+        libc::EINVAL
     );
-}
-
-#[cfg(feature = "cli")]
-#[test]
-fn cli_stat_probes_only_the_lock_file_of_that_name() {
-    let d = tempfile::tempdir().unwrap();
-    ShmOptions::new()
-        .dir(ShmDir::new(d.path()))
-        .size(8)
-        .create("/one")
-        .unwrap();
-    for file in [".SHMLone", ".SHMLother", ".SHMT1.2"] {
-        std::fs::write(d.path().join(file), b"").unwrap();
-    }
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tmpshm"))
-        .arg("--dir")
-        .arg(d.path())
-        .args(["--trace", "stat", "/one"])
-        .env_remove("TMPSHM_DIR")
-        .output()
-        .unwrap();
-    let (stdout, stderr) = (
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
-    );
-    assert!(out.status.success(), "{stderr}");
-    assert!(stdout.contains(".SHMLone: stale"), "{stdout}");
-    let probes: Vec<_> = stderr.lines().filter(|l| l.contains("probe")).collect();
-    assert_eq!(probes.len(), 1, "{stderr}");
-    assert!(probes[0].ends_with(".SHMLone"), "{stderr}");
 }

@@ -1,18 +1,18 @@
 //! `ShmOptions`: sized atomic publish (proved by processes hammering open during creation),
 //! exact modes, open checks, and the owner handle.
 
+mod support;
+
 use std::ffi::CString;
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use tmpshm::{Access, Mapping, OFlag, ShmDir, ShmOptions, Step};
+use support::*;
+use tmpshm::{Access, Mapping, Mode, OFlag, Role, ShmDir, ShmOptions, Step};
 
-mod common;
-use common::{in_child, wait_exit};
-
-const SIZE: u64 = 1 << 16;
+const SIZE: usize = 1 << 16;
 
 fn opts(dir: &std::path::Path) -> ShmOptions {
     ShmOptions::new().dir(ShmDir::new(dir)).size(SIZE)
@@ -40,7 +40,7 @@ struct Seen {
 }
 
 /// One open of `name` in `dir` (or of `cpath`, for `Raw`): the size, or the errno.
-fn open_once(how: Opener, cpath: &CString, dir: &std::path::Path) -> Result<u64, i32> {
+fn open_once(how: Opener, cpath: &CString, dir: &std::path::Path) -> Result<usize, i32> {
     match how {
         Opener::Raw => {
             // SAFETY: cpath is a valid C string; the fd is closed below.
@@ -55,128 +55,88 @@ fn open_once(how: Opener, cpath: &CString, dir: &std::path::Path) -> Result<u64,
             // SAFETY: our own fd.
             unsafe { libc::close(fd) };
             if r == 0 {
-                Ok(st.st_size as u64)
+                Ok(st.st_size as usize)
             } else {
                 Err(libc::EIO)
             }
         }
         Opener::Dir => {
             let fd = ShmDir::new(dir)
-                .open("/hammer", OFlag::O_RDWR, 0)
-                .map_err(|e| e.raw_os_error().unwrap_or(0))?;
+                .open("/hammer", OFlag::O_RDWR, Mode::empty())
+                .map_err(|e| e.raw_os_error())?;
             let st = nix::sys::stat::fstat(fd.as_fd()).map_err(|e| e as i32)?;
-            Ok(st.st_size as u64)
+            Ok(st.st_size as usize)
         }
         Opener::Options => ShmOptions::new()
             .dir(ShmDir::new(dir))
             .open("/hammer")
             .map(|s| s.len())
-            .map_err(|e| e.raw_os_error().unwrap_or(0)),
+            .map_err(|e| e.raw_os_error()),
     }
 }
 
 /// Forks one child per entry of `openers`; each opens `<dir>/.SHMDhammer` its way in a loop
-/// until `create_all` returns. Then collects what they saw. `Raw` children use only raw
+/// until `create_all` returns. Then collects what they saw. `Raw` children open with raw
 /// syscalls; the others run tmpshm itself, as any program would.
 fn hammer(openers: &[Opener], dir: &std::path::Path, create_all: impl FnOnce()) -> Seen {
     let path = dir.join(".SHMDhammer");
     let cpath = CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
-    let mut stop = [0i32; 2];
-    let mut report = [0i32; 2];
-    // SAFETY: pipe writes two fds into the arrays.
-    assert_eq!(unsafe { libc::pipe(stop.as_mut_ptr()) }, 0);
-    // SAFETY: as above.
-    assert_eq!(unsafe { libc::pipe(report.as_mut_ptr()) }, 0);
-    // SAFETY: fcntl on our own fd.
-    unsafe { libc::fcntl(stop[0], libc::F_SETFL, libc::O_NONBLOCK) };
-    let mut pids = Vec::new();
-    for &how in openers {
-        // SAFETY: the child runs plain syscalls (through tmpshm for the non-raw openers) on
-        // memory prepared before the fork, and ends with _exit.
-        let pid = unsafe { libc::fork() };
-        assert!(pid >= 0);
-        if pid == 0 {
-            // SAFETY: closing the child's copies of the parent's ends, so that the stop pipe
-            // reports end-of-file once the parent closes its write end.
-            unsafe {
-                libc::close(stop[1]);
-                libc::close(report[0]);
-            }
-            let mut seen = [0u64; 4];
-            let mut byte = 0u8;
-            let started = now_secs();
-            // A hang guard: never spin longer than five minutes, whatever happens.
-            while now_secs() - started < 300 {
-                // SAFETY: reading one byte into a local; the pipe is non-blocking.
-                let r = unsafe { libc::read(stop[0], (&mut byte as *mut u8).cast(), 1) };
-                if r == 0 {
-                    break; // the parent closed its end: done
-                }
-                match open_once(how, &cpath, dir) {
-                    Ok(size) => {
-                        seen[0] += 1;
-                        seen[1] += u64::from(size != SIZE);
+    // The children stop at end-of-file on this pipe: once the parent closes its write end.
+    let (stop_r, stop_w) = nix::unistd::pipe().expect("pipe");
+    nix::fcntl::fcntl(
+        stop_r.as_fd(),
+        nix::fcntl::FcntlArg::F_SETFL(OFlag::O_NONBLOCK),
+    )
+    .expect("fcntl");
+    let children: Vec<Child> = openers
+        .iter()
+        .map(|&how| {
+            let (cpath, stop_r, stop_w) = (&cpath, &stop_r, &stop_w);
+            fork_child(move || {
+                // SAFETY: closes the child's copy of the write end, so that the pipe reports
+                // end-of-file once the parent closes its own; this process never uses it.
+                unsafe { libc::close(stop_w.as_raw_fd()) };
+                let mut seen = [0u64; 4];
+                let mut byte = [0u8; 1];
+                let started = std::time::Instant::now();
+                // A hang guard: never spin longer than five minutes, whatever happens.
+                while started.elapsed() < Duration::from_secs(300) {
+                    if let Ok(0) = nix::unistd::read(stop_r, &mut byte) {
+                        break; // the parent closed its end: done
                     }
-                    Err(libc::ENOENT) => {}
-                    Err(libc::EPERM) => seen[2] += 1,
-                    Err(_) => seen[3] += 1,
+                    match open_once(how, cpath, dir) {
+                        Ok(size) => {
+                            seen[0] += 1;
+                            seen[1] += u64::from(size != SIZE);
+                        }
+                        Err(libc::ENOENT) => {}
+                        Err(libc::EPERM) => seen[2] += 1,
+                        Err(_) => seen[3] += 1,
+                    }
                 }
-            }
-            let mut out = [0u8; 32];
-            for (chunk, n) in out.chunks_mut(8).zip(seen) {
-                chunk.copy_from_slice(&n.to_ne_bytes());
-            }
-            // SAFETY: writing 32 bytes from a local array to our pipe, then exiting.
-            unsafe {
-                libc::write(report[1], out.as_ptr().cast(), out.len());
-                libc::_exit(0)
-            }
-        }
-        pids.push(pid);
-    }
-    // SAFETY: closing our copies of the child ends.
-    unsafe {
-        libc::close(stop[0]);
-        libc::close(report[1]);
-    }
+                let [opens, wrong_size, eperm, other] = seen;
+                Ok::<_, String>(format!("{opens} {wrong_size} {eperm} {other}"))
+            })
+        })
+        .collect();
+    drop(stop_r);
     create_all();
-    // SAFETY: closing the write end tells the children to stop.
-    unsafe { libc::close(stop[1]) };
-    for pid in pids {
-        let mut status = 0;
-        // SAFETY: waiting for our own child.
-        assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
-        assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0);
-    }
-    // SAFETY: taking ownership of the read end, closed by the File.
-    let mut r = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(report[0]) });
+    // Closing the write end tells the children to stop.
+    drop(stop_w);
     let mut seen = Seen::default();
-    let mut buf = [0u8; 32];
-    while std::io::Read::read_exact(&mut r, &mut buf).is_ok() {
-        let n = |i: usize| u64::from_ne_bytes(buf[i * 8..i * 8 + 8].try_into().unwrap());
-        seen.opens += n(0);
-        seen.wrong_size += n(1);
-        seen.eperm += n(2);
-        seen.other += n(3);
+    for report in wait_all(children, Duration::from_secs(330), "opener") {
+        let n: Vec<u64> = report.split(' ').map(|v| v.parse().unwrap()).collect();
+        seen.opens += n[0];
+        seen.wrong_size += n[1];
+        seen.eperm += n[2];
+        seen.other += n[3];
     }
     seen
 }
 
-/// CLOCK_MONOTONIC seconds, async-signal-safe (for the forked children).
-fn now_secs() -> i64 {
-    // SAFETY: ts is a plain out-parameter.
-    let mut ts: libc::timespec = unsafe { std::mem::zeroed() };
-    // SAFETY: ts is writable.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as i64
-}
-
+/// How many objects are created (and unlinked) under the hammer.
 fn rounds() -> usize {
-    // The long form: TMPSHM_HAMMER_ROUNDS=20000 cargo test --test options_publish
-    std::env::var("TMPSHM_HAMMER_ROUNDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(400)
+    pick(400, 20_000)
 }
 
 #[test]
@@ -216,7 +176,7 @@ fn control_hammer_catches_the_naive_creation() {
     let seen = hammer(&[Opener::Raw; 3], d.path(), || {
         for _ in 0..rounds() {
             let fd = shm
-                .open("/hammer", OFlag::O_CREAT | OFlag::O_RDWR, 0o600)
+                .open("/hammer", OFlag::O_CREAT | OFlag::O_RDWR, perm(0o600))
                 .unwrap();
             std::thread::sleep(std::time::Duration::from_micros(200));
             nix::unistd::ftruncate(&fd, SIZE as i64).unwrap();
@@ -231,15 +191,15 @@ fn mode_is_exact_whatever_the_umask() {
     // umask is per process, and other tests of this binary run meanwhile: change it only in
     // a child.
     let d = tempfile::tempdir().unwrap();
-    let o = opts(d.path()).mode(0o664);
-    let child = in_child(move || {
-        nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
+    let o = opts(d.path()).mode(perm(0o664));
+    let code = run_in_child(Duration::from_secs(30), move || {
+        nix::sys::stat::umask(Mode::from_bits_truncate(0o077));
         i32::from(o.create("/mode").map(|s| s.created()).ok() != Some(true))
     });
-    assert_eq!(wait_exit(child, Duration::from_secs(30)), 0);
+    assert_eq!(code, 0);
     let meta = std::fs::metadata(d.path().join(".SHMDmode")).unwrap();
     assert_eq!(meta.permissions().mode() & 0o7777, 0o664);
-    assert_eq!(meta.len(), SIZE);
+    assert_eq!(meta.len(), SIZE as u64);
     assert_eq!(meta.nlink(), 1);
 }
 
@@ -248,24 +208,24 @@ fn bad_requests_are_refused_before_touching_anything() {
     let d = tempfile::tempdir().unwrap();
     let no_size = ShmOptions::new().dir(ShmDir::new(d.path()));
     let e = no_size.create("/x").unwrap_err();
-    assert_eq!(e.raw_os_error(), Some(libc::EINVAL));
+    assert_eq!(e.raw_os_error(), libc::EINVAL);
     assert!(e.to_string().contains("needs a size"), "{e}");
     assert_eq!(
         no_size.open_or_create("/x").unwrap_err().raw_os_error(),
-        Some(libc::EINVAL)
+        libc::EINVAL
     );
-    let e = opts(d.path()).mode(0o4755).create("/x").unwrap_err();
-    assert_eq!(e.raw_os_error(), Some(libc::EINVAL));
+    let e = opts(d.path()).mode(perm(0o4755)).create("/x").unwrap_err();
+    assert_eq!(e.raw_os_error(), libc::EINVAL);
     for bad in ["x", "/a/b", "/", ""] {
         assert_eq!(
             opts(d.path()).create(bad).unwrap_err().raw_os_error(),
-            Some(libc::EINVAL),
+            libc::EINVAL,
             "{bad:?}"
         );
     }
     assert_eq!(
         opts(d.path()).create("/a\0b").unwrap_err().raw_os_error(),
-        Some(libc::EINVAL)
+        libc::EINVAL
     );
     assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 0);
 }
@@ -276,14 +236,11 @@ fn create_on_a_taken_name_is_eexist_and_leaves_no_temporary_file() {
     let o = opts(d.path());
     let first = o.create("/taken").unwrap();
     let e = o.create("/taken").unwrap_err();
-    assert_eq!(e.raw_os_error(), Some(libc::EEXIST));
+    assert_eq!(e.raw_os_error(), libc::EEXIST);
     assert!(e.to_string().contains(".SHMDtaken"), "{e}");
     // A symbolic link counts as taken, and is not followed.
     std::os::unix::fs::symlink("/etc/passwd", d.path().join(".SHMDlink")).unwrap();
-    assert_eq!(
-        o.create("/link").unwrap_err().raw_os_error(),
-        Some(libc::EEXIST)
-    );
+    assert_eq!(o.create("/link").unwrap_err().raw_os_error(), libc::EEXIST);
     let names: Vec<_> = std::fs::read_dir(d.path())
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
@@ -303,25 +260,25 @@ fn open_checks_the_size_and_open_or_create_never_returns_a_small_object() {
     let shm = ShmDir::new(d.path());
     // Made the classic way, not yet sized.
     drop(
-        shm.open("/small", OFlag::O_CREAT | OFlag::O_RDWR, 0o600)
+        shm.open("/small", OFlag::O_CREAT | OFlag::O_RDWR, perm(0o600))
             .unwrap(),
     );
     let e = opts(d.path()).open("/small").unwrap_err();
-    assert_eq!(e.raw_os_error(), Some(libc::EINVAL));
+    assert_eq!(e.raw_os_error(), libc::EINVAL);
     assert!(e.to_string().contains("0 bytes long"), "{e}");
     assert_eq!(
         opts(d.path())
             .open_or_create("/small")
             .unwrap_err()
             .raw_os_error(),
-        Some(libc::EINVAL)
+        libc::EINVAL
     );
     // Without a size, open takes it as it is, and mapping it is a clear error.
     let any = ShmOptions::new().dir(shm.clone()).open("/small").unwrap();
     assert!(any.is_empty());
     assert_eq!(
         any.map(Access::ReadOnly).unwrap_err().raw_os_error(),
-        Some(libc::EINVAL)
+        libc::EINVAL
     );
 
     let made = opts(d.path()).open_or_create("/ooc").unwrap();
@@ -334,7 +291,7 @@ fn open_checks_the_size_and_open_or_create_never_returns_a_small_object() {
     assert!(!again.created());
     assert_eq!(
         again.map(Access::ReadWrite).unwrap_err().raw_os_error(),
-        Some(libc::EACCES)
+        libc::EACCES
     );
     made.map(Access::ReadWrite)
         .unwrap()
@@ -349,7 +306,7 @@ fn open_checks_the_size_and_open_or_create_never_returns_a_small_object() {
     assert_eq!(&b, b"x");
     assert_eq!(
         opts(d.path()).open("/absent").unwrap_err().raw_os_error(),
-        Some(libc::ENOENT)
+        libc::ENOENT
     );
 }
 
@@ -382,14 +339,14 @@ fn owner_handle_unlinks_on_drop_only_its_own_object() {
     // SAFETY: nobody else maps or truncates this object during the test.
     let m = unsafe { memmap2::MmapOptions::new().len(4).map(fd.as_raw_fd()) }.unwrap();
     assert_eq!(&m[..], &[0, 0, 0, 0]);
-    let mapped = Mapping::new(&fd, SIZE as usize, Access::ReadOnly).unwrap();
-    assert_eq!(mapped.len(), SIZE as usize);
+    let mapped = Mapping::new(&fd, SIZE, Access::ReadOnly).unwrap();
+    assert_eq!(mapped.len(), SIZE);
 
     let mut kept = o.open("/own").unwrap();
     kept.set_unlink_on_drop(true);
     assert!(kept.grow_to(SIZE * 2).unwrap());
     assert!(!kept.grow_to(1).unwrap());
-    assert_eq!(std::fs::metadata(&path).unwrap().len(), SIZE * 2);
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), SIZE as u64 * 2);
     drop(kept);
     assert!(!path.exists());
 }
@@ -403,7 +360,10 @@ fn the_returned_fd_names_the_real_file_not_the_temporary_one() {
     if let Ok(target) = link {
         assert_eq!(target, d.path().join(".SHMDnamed"));
     } else {
-        eprintln!("skip: /proc/self/fd is not available here");
+        skip(
+            "the_returned_fd_names_the_real_file_not_the_temporary_one",
+            "/proc/self/fd is not available here",
+        );
     }
 }
 
@@ -424,8 +384,11 @@ fn unlink_on_drop_never_removes_an_object_recreated_during_the_drop() {
     let rival = std::sync::Arc::new(std::sync::Mutex::new(None));
     let joined = rival.clone();
     let dir = d.path().to_path_buf();
-    let traced = ShmDir::new(d.path()).trace(move |step| {
-        if let Step::Unlink { .. } = step {
+    let traced = ShmDir::new(d.path()).with_trace(move |step| {
+        if let Step::Unlink {
+            role: Role::Object, ..
+        } = step
+        {
             let (dir, tx) = (dir.clone(), done_tx.clone());
             *rival.lock().unwrap() = Some(std::thread::spawn(move || {
                 let o = opts(&dir);
@@ -458,7 +421,7 @@ fn unlink_on_drop_never_removes_an_object_recreated_during_the_drop() {
     let _fresh = rival.join().unwrap();
     assert!(path.exists(), "the drop removed the re-created object");
     assert_ne!(ino(&path), first);
-    assert_eq!(std::fs::metadata(&path).unwrap().len(), SIZE);
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), SIZE as u64);
 }
 
 #[test]
@@ -470,7 +433,7 @@ fn shm_unlink_leaves_a_recreated_object_alone() {
     ShmDir::new(d.path()).unlink("/again").unwrap();
     let newcomer = o.create("/again").unwrap();
     let e = old.unlink().unwrap_err();
-    assert_eq!(e.raw_os_error(), Some(libc::ENOENT), "{e}");
+    assert_eq!(e.raw_os_error(), libc::ENOENT, "{e}");
     assert!(path.exists());
     newcomer.unlink().unwrap();
     assert!(!path.exists());
@@ -490,21 +453,19 @@ fn the_temporary_file_is_ours_alone_until_published() {
     let d = tempfile::tempdir().unwrap();
     let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let s2 = seen.clone();
-    let shm = ShmDir::new(d.path()).trace(move |step| {
-        if let Step::Call { call, path } = step {
-            if call.starts_with("fchmod") {
-                let mode = std::fs::symlink_metadata(path)
-                    .unwrap()
-                    .permissions()
-                    .mode();
-                s2.lock().unwrap().push(mode & 0o777);
-            }
+    let shm = ShmDir::new(d.path()).with_trace(move |step| {
+        if let Step::Chmod { path, .. } = step {
+            let mode = std::fs::symlink_metadata(path)
+                .unwrap()
+                .permissions()
+                .mode();
+            s2.lock().unwrap().push(mode & 0o777);
         }
     });
     let obj = ShmOptions::new()
         .dir(shm)
         .size(64)
-        .mode(0o666)
+        .mode(perm(0o666))
         .create("/open-mode")
         .unwrap();
     assert_eq!(
@@ -523,8 +484,11 @@ fn the_temporary_file_is_ours_alone_until_published() {
 
 #[test]
 fn unlink_works_past_a_lock_file_planted_by_another_user() {
-    if !nix::unistd::geteuid().is_root() {
-        println!("SKIPPED unlink_works_past_a_lock_file_planted_by_another_user: needs root to plant a file of uid 65534");
+    if !is_root() {
+        skip(
+            "unlink_works_past_a_lock_file_planted_by_another_user",
+            format_args!("needs root to plant a file of uid {NOBODY}"),
+        );
         return;
     }
     let d = tempfile::tempdir().unwrap();
@@ -535,7 +499,7 @@ fn unlink_works_past_a_lock_file_planted_by_another_user() {
         .unwrap();
     let lock = d.path().join(".SHMLplanted");
     std::fs::write(&lock, b"").unwrap();
-    nix::unistd::chown(&lock, Some(65534.into()), Some(65534.into())).unwrap();
+    nix::unistd::chown(&lock, Some(NOBODY.into()), Some(NOBODY.into())).unwrap();
     // The planted lock stops creators (EPERM), but not the owner's own unlink.
     obj.unlink().unwrap();
     assert!(!d.path().join(".SHMDplanted").exists());

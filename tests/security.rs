@@ -1,15 +1,15 @@
 //! The threat model (DESIGN.md section 3), one plant at a time: what another local user can put
 //! at the data or lock path, and what we do about it.
 
-mod common;
+mod support;
 
 use std::os::fd::AsFd;
 use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::*;
 use nix::sys::stat::{fstat, Mode};
+use support::*;
 use tmpshm::{OFlag, ShmDir};
 
 const RW: OFlag = OFlag::O_RDWR;
@@ -19,7 +19,7 @@ const EXCL: OFlag = OFlag::O_EXCL;
 const TRUNC: OFlag = OFlag::O_TRUNC;
 
 fn errno<T: std::fmt::Debug>(r: tmpshm::Result<T>) -> i32 {
-    r.unwrap_err().raw_os_error().unwrap()
+    r.unwrap_err().raw_os_error()
 }
 
 fn victim(dir: &Path) -> std::path::PathBuf {
@@ -53,22 +53,25 @@ fn symlink_at_data_path_is_never_followed() {
     let v = victim(d.path());
     symlink(&v, d.path().join(".SHMDlink")).unwrap();
     for flags in [RW, RO, CREAT | RW, RW | TRUNC, CREAT | RW | TRUNC] {
-        let e = shm.open("/link", flags, 0o600).unwrap_err();
-        assert_eq!(e.raw_os_error(), Some(libc::ELOOP), "{flags:?}: {e}");
+        let e = shm.open("/link", flags, perm(0o600)).unwrap_err();
+        assert_eq!(e.raw_os_error(), libc::ELOOP, "{flags:?}: {e}");
         assert!(e.to_string().contains("symbolic link"), "{e}");
     }
     // O_EXCL sees the link as "exists", and still does not follow it.
     assert_eq!(
-        errno(shm.open("/link", CREAT | EXCL | RW, 0o600)),
+        errno(shm.open("/link", CREAT | EXCL | RW, perm(0o600))),
         libc::EEXIST
     );
     assert_untouched(&v);
     // A dangling link: O_CREAT must not create its target.
     let target = d.path().join("target-of-dangling");
     symlink(&target, d.path().join(".SHMDdangling")).unwrap();
-    assert_eq!(errno(shm.open("/dangling", CREAT | RW, 0o600)), libc::ELOOP);
     assert_eq!(
-        errno(shm.open("/dangling", CREAT | EXCL | RW, 0o600)),
+        errno(shm.open("/dangling", CREAT | RW, perm(0o600))),
+        libc::ELOOP
+    );
+    assert_eq!(
+        errno(shm.open("/dangling", CREAT | EXCL | RW, perm(0o600))),
         libc::EEXIST
     );
     assert!(!target.exists(), "followed the dangling link");
@@ -81,9 +84,9 @@ fn symlink_at_lock_path_is_never_followed() {
     let shm = ShmDir::new(d.path());
     let v = victim(d.path());
     symlink(&v, d.path().join(".SHMLlk")).unwrap();
-    let e = shm.open("/lk", CREAT | RW, 0o600).unwrap_err();
-    assert_eq!(e.raw_os_error(), Some(libc::ELOOP), "{e}");
-    assert!(e.path().ends_with(".SHMLlk"), "{e}");
+    let e = shm.open("/lk", CREAT | RW, perm(0o600)).unwrap_err();
+    assert_eq!(e.raw_os_error(), libc::ELOOP, "{e}");
+    assert!(e.path().is_some_and(|p| p.ends_with(".SHMLlk")), "{e}");
     assert_untouched(&v);
     assert!(
         !d.path().join(".SHMDlk").exists(),
@@ -114,18 +117,18 @@ fn fifo_directory_socket_at_data_path_give_prompt_errors() {
     // Run the opens in a child, so a hang (a FIFO opened O_RDONLY without O_NONBLOCK blocks
     // until a writer comes) is caught by a deadline rather than hanging the suite.
     let shm2 = shm.clone();
-    let child = in_child(move || {
+    let child = fork_child(move || {
         for name in ["/fifo", "/dir", "/sock"] {
             for flags in [RO, RW, CREAT | RW, CREAT | RO, RW | TRUNC] {
-                match shm2.open(name, flags, 0o600) {
-                    Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {}
+                match shm2.open(name, flags, perm(0o600)) {
+                    Err(e) if e.raw_os_error() == libc::EINVAL => {}
                     _ => return 1,
                 }
             }
             if shm2
-                .open(name, CREAT | EXCL | RW, 0o600)
+                .open(name, CREAT | EXCL | RW, perm(0o600))
                 .err()
-                .and_then(|e| e.raw_os_error())
+                .map(|e| e.raw_os_error())
                 != Some(libc::EEXIST)
             {
                 return 2;
@@ -133,10 +136,10 @@ fn fifo_directory_socket_at_data_path_give_prompt_errors() {
         }
         0
     });
-    assert_eq!(wait_exit(child, Duration::from_secs(20)), 0);
-    let e = assert_prompt("fifo", || shm.open("/fifo", RO, 0).unwrap_err());
+    assert_eq!(child.code(Duration::from_secs(20)), 0);
+    let e = assert_prompt("fifo", || shm.open("/fifo", RO, Mode::empty()).unwrap_err());
     assert!(e.to_string().contains("FIFO"), "{e}");
-    let e = shm.open("/dir", RO, 0).unwrap_err();
+    let e = shm.open("/dir", RO, Mode::empty()).unwrap_err();
     assert!(e.to_string().contains("directory"), "{e}");
     assert!(lock_files(d.path()).is_empty());
 }
@@ -148,18 +151,18 @@ fn fifo_and_directory_at_lock_path_give_prompt_errors() {
     nix::unistd::mkfifo(&d.path().join(".SHMLf"), Mode::from_bits_truncate(0o666)).unwrap();
     std::fs::create_dir(d.path().join(".SHMLdd")).unwrap();
     let shm2 = shm.clone();
-    let child = in_child(move || {
+    let child = fork_child(move || {
         let a = shm2
-            .open("/f", CREAT | RW, 0o600)
+            .open("/f", CREAT | RW, perm(0o600))
             .err()
-            .and_then(|e| e.raw_os_error());
+            .map(|e| e.raw_os_error());
         let b = shm2
-            .open("/dd", CREAT | RW, 0o600)
+            .open("/dd", CREAT | RW, perm(0o600))
             .err()
-            .and_then(|e| e.raw_os_error());
+            .map(|e| e.raw_os_error());
         i32::from(!(a == Some(libc::EINVAL) && b == Some(libc::EINVAL)))
     });
-    assert_eq!(wait_exit(child, Duration::from_secs(20)), 0);
+    assert_eq!(child.code(Duration::from_secs(20)), 0);
     assert!(!d.path().join(".SHMDf").exists() && !d.path().join(".SHMDdd").exists());
 }
 
@@ -170,8 +173,8 @@ fn hard_linked_file_is_never_truncated_or_handed_out() {
     let v = victim(d.path());
     std::fs::hard_link(&v, d.path().join(".SHMDhl")).unwrap();
     for flags in [RO, RW, RW | TRUNC, CREAT | RW | TRUNC, CREAT | RW] {
-        let e = shm.open("/hl", flags, 0o600).unwrap_err();
-        assert_eq!(e.raw_os_error(), Some(libc::EPERM), "{flags:?}: {e}");
+        let e = shm.open("/hl", flags, perm(0o600)).unwrap_err();
+        assert_eq!(e.raw_os_error(), libc::EPERM, "{flags:?}: {e}");
         assert!(e.to_string().contains("hard links"), "{e}");
     }
     assert_untouched(&v);
@@ -187,8 +190,8 @@ fn object_of_another_user_is_refused_unless_cross_user() {
     let p = d.path().join(".SHMDforeign");
     plant(&p, b"squatter's data", 0o666, Some(NOBODY));
     for flags in [RO, RW, RW | TRUNC, CREAT | RW] {
-        let e = shm.open("/foreign", flags, 0o600).unwrap_err();
-        assert_eq!(e.raw_os_error(), Some(libc::EPERM), "{flags:?}: {e}");
+        let e = shm.open("/foreign", flags, perm(0o600)).unwrap_err();
+        assert_eq!(e.raw_os_error(), libc::EPERM, "{flags:?}: {e}");
         assert!(e.to_string().contains("owned by uid 65534"), "{e}");
     }
     assert_eq!(
@@ -197,8 +200,8 @@ fn object_of_another_user_is_refused_unless_cross_user() {
         "truncated a foreign file"
     );
     // Opted in: it opens.
-    let shared = shm.clone().cross_user(true);
-    let fd = shared.open("/foreign", RW, 0).unwrap();
+    let shared = shm.clone().with_cross_user(true);
+    let fd = shared.open("/foreign", RW, Mode::empty()).unwrap();
     assert_eq!(fstat(fd.as_fd()).unwrap().st_uid, NOBODY);
     // The environment variable opts in too, for programs that cannot change code.
     #[cfg(feature = "cli")]
@@ -220,12 +223,12 @@ fn object_of_another_user_is_refused_unless_cross_user() {
 
 /// A child running as uid 65534 that opens `path` with `flags` and holds `flock(LOCK_EX)` on it
 /// until killed. Returns once it holds the lock.
-fn nobody_holding(path: &Path, flags: OFlag) -> nix::unistd::Pid {
+fn nobody_holding(path: &Path, flags: OFlag) -> Child {
     let ready = Ready::new();
     let ready_w = &ready;
     let path = path.to_path_buf();
-    let holder = in_child(move || {
-        become_nobody();
+    let holder = fork_child(move || {
+        become_nobody().unwrap();
         let fd = nix::fcntl::open(&path, flags, Mode::from_bits_truncate(0o666)).unwrap();
         let _held = nix::fcntl::Flock::lock(fd, nix::fcntl::FlockArg::LockExclusive).unwrap();
         ready_w.notify();
@@ -234,11 +237,6 @@ fn nobody_holding(path: &Path, flags: OFlag) -> nix::unistd::Pid {
     });
     ready.wait(Duration::from_secs(20));
     holder
-}
-
-fn kill_child(pid: nix::unistd::Pid) {
-    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL).unwrap();
-    wait_exit(pid, Duration::from_secs(20));
 }
 
 #[test]
@@ -251,17 +249,17 @@ fn foreign_lock_file_is_refused_promptly_even_when_held() {
     // A squatter (uid 65534) plants the lock file and holds flock on it forever.
     let squatter = nobody_holding(&d.path().join(".SHMLsq"), OFlag::O_CREAT | RW);
     let e = assert_prompt("foreign held lock", || {
-        shm.open("/sq", CREAT | RW, 0o600).unwrap_err()
+        shm.open("/sq", CREAT | RW, perm(0o600)).unwrap_err()
     });
-    assert_eq!(e.raw_os_error(), Some(libc::EPERM), "{e}");
-    assert!(e.path().ends_with(".SHMLsq"), "{e}");
-    kill_child(squatter);
+    assert_eq!(e.raw_os_error(), libc::EPERM, "{e}");
+    assert!(e.path().is_some_and(|p| p.ends_with(".SHMLsq")), "{e}");
+    squatter.kill();
     // Abandoned now, still foreign: still a prompt EPERM; opening an existing object needs no
     // lock, so the squatter cannot block that.
     let e = assert_prompt("foreign abandoned lock", || {
-        shm.open("/sq", CREAT | RW, 0o600).unwrap_err()
+        shm.open("/sq", CREAT | RW, perm(0o600)).unwrap_err()
     });
-    assert_eq!(e.raw_os_error(), Some(libc::EPERM));
+    assert_eq!(e.raw_os_error(), libc::EPERM);
 }
 
 #[test]
@@ -272,17 +270,17 @@ fn unreadable_lock_file_gives_prompt_eacces() {
     let d = shared_tempdir();
     let lock = d.path().join(".SHMLnoperm");
     plant(&lock, b"", 0o000, None);
-    let shm = ShmDir::new(d.path()).cross_user(true);
-    let child = in_child(move || {
-        become_nobody();
+    let shm = ShmDir::new(d.path()).with_cross_user(true);
+    let child = fork_child(move || {
+        become_nobody().unwrap();
         let t = Instant::now();
-        let r = shm.open("/noperm", CREAT | RW, 0o600);
-        let ok = matches!(&r, Err(e) if e.raw_os_error() == Some(libc::EACCES)
+        let r = shm.open("/noperm", CREAT | RW, perm(0o600));
+        let ok = matches!(&r, Err(e) if e.raw_os_error() == libc::EACCES
             && e.op() == tmpshm::Op::Lock);
         // illumos retries this for 64 s; we answer at once.
         i32::from(!(ok && t.elapsed() < Duration::from_secs(5)))
     });
-    assert_eq!(wait_exit(child, Duration::from_secs(30)), 0);
+    assert_eq!(child.code(Duration::from_secs(30)), 0);
 }
 
 #[test]
@@ -292,42 +290,30 @@ fn nobody_cannot_open_roots_private_object() {
     }
     let d = shared_tempdir();
     let shm = ShmDir::new(d.path());
-    let fd = shm.open("/private", CREAT | EXCL | RW, 0o600).unwrap();
+    let fd = shm
+        .open("/private", CREAT | EXCL | RW, perm(0o600))
+        .unwrap();
     nix::unistd::ftruncate(&fd, 4096).unwrap();
-    let shm2 = shm.clone().cross_user(true); // even opted in, the mode decides
-    let child = in_child(move || {
-        become_nobody();
+    let shm2 = shm.clone().with_cross_user(true); // even opted in, the mode decides
+    let child = fork_child(move || {
+        become_nobody().unwrap();
         let codes: Vec<_> = [RO, RW, CREAT | RW]
             .into_iter()
             .map(|f| {
-                shm2.open("/private", f, 0o600)
+                shm2.open("/private", f, perm(0o600))
                     .err()
-                    .and_then(|e| e.raw_os_error())
+                    .map(|e| e.raw_os_error())
             })
             .collect();
-        let unl = shm2.unlink("/private").err().and_then(|e| e.raw_os_error());
+        let unl = shm2.unlink("/private").err().map(|e| e.raw_os_error());
         i32::from(!(codes.iter().all(|c| *c == Some(libc::EACCES)) && unl == Some(libc::EACCES)))
     });
-    assert_eq!(wait_exit(child, Duration::from_secs(30)), 0);
+    assert_eq!(child.code(Duration::from_secs(30)), 0);
     assert_eq!(
         d.path().join(".SHMDprivate").metadata().unwrap().size(),
         4096
     );
     shm.unlink("/private").unwrap();
-}
-
-#[test]
-fn mode_of_new_objects_is_mode_minus_umask() {
-    // umask is per process: change it only in a child.
-    let d = tempfile::tempdir().unwrap();
-    let shm = ShmDir::new(d.path());
-    let child = in_child(move || {
-        nix::sys::stat::umask(Mode::from_bits_truncate(0o027));
-        let fd = shm.open("/m", CREAT | EXCL | RW, 0o666).unwrap();
-        let mode = fstat(fd.as_fd()).unwrap().st_mode & 0o7777;
-        i32::from(mode != 0o640)
-    });
-    assert_eq!(wait_exit(child, Duration::from_secs(20)), 0);
 }
 
 #[test]
@@ -343,25 +329,25 @@ fn our_own_lock_file_held_by_another_user_never_makes_us_wait() {
     plant(&lock, b"", 0o644, None);
     let holder = nobody_holding(&lock, RO);
     let e = assert_prompt("our lock held by nobody", || {
-        shm.open("/ours", CREAT | RW, 0o600).unwrap_err()
+        shm.open("/ours", CREAT | RW, perm(0o600)).unwrap_err()
     });
-    assert_eq!(e.raw_os_error(), Some(libc::EPERM), "{e}");
+    assert_eq!(e.raw_os_error(), libc::EPERM, "{e}");
     assert!(e.to_string().contains("open to other users"), "{e}");
-    kill_child(holder);
+    holder.kill();
     // Nobody holds it now: it is simply taken, and removed.
-    drop(shm.open("/ours", CREAT | RW, 0o600).unwrap());
+    drop(shm.open("/ours", CREAT | RW, perm(0o600)).unwrap());
     assert!(!lock.exists());
 }
 
 /// A child that creates `name` through `shm` under `umask` and stops while it holds the lock,
 /// until the returned `Ready` is notified (or 30 s pass, so a failing test never leaves it
 /// behind).
-fn paused_in_lock(shm: ShmDir, name: &'static str, umask: u32) -> (nix::unistd::Pid, Ready) {
+fn paused_in_lock(shm: ShmDir, name: &'static str, umask: u32) -> (Child, Ready) {
     let ready = Ready::new();
     let w = nix::unistd::dup(ready.write_fd()).unwrap();
     let release = Ready::new();
     let r = nix::unistd::dup(release.read_fd()).unwrap();
-    let paused = shm.trace(move |step| {
+    let paused = shm.with_trace(move |step| {
         if let tmpshm::Step::LockAcquired { .. } = step {
             use std::os::fd::AsFd;
             nix::unistd::write(&w, b"!").unwrap();
@@ -372,9 +358,9 @@ fn paused_in_lock(shm: ShmDir, name: &'static str, umask: u32) -> (nix::unistd::
             let _ = nix::poll::poll(&mut fds, nix::poll::PollTimeout::try_from(30_000).unwrap());
         }
     });
-    let holder = in_child(move || {
+    let holder = fork_child(move || {
         nix::sys::stat::umask(Mode::from_bits_truncate(umask));
-        paused.open(name, CREAT | RW, 0o600).map_or(1, |_| 0)
+        paused.open(name, CREAT | RW, perm(0o600)).map_or(1, |_| 0)
     });
     ready.wait(Duration::from_secs(20));
     (holder, release)
@@ -392,20 +378,20 @@ fn lock_files_we_create_are_ours_alone() {
     let mode = std::fs::metadata(&lock).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode & 0o077, 0, "lock file mode {mode:o}");
     let lock2 = lock.clone();
-    let probe = in_child(move || {
-        become_nobody();
+    let probe = fork_child(move || {
+        become_nobody().unwrap();
         match nix::fcntl::open(&lock2, RO, Mode::empty()) {
             Err(nix::errno::Errno::EACCES) => 0,
             _ => 1,
         }
     });
     assert_eq!(
-        wait_exit(probe, Duration::from_secs(20)),
+        probe.code(Duration::from_secs(20)),
         0,
         "another user opened our lock"
     );
     release.notify();
-    assert_eq!(wait_exit(holder, Duration::from_secs(20)), 0);
+    assert_eq!(holder.code(Duration::from_secs(20)), 0);
     assert!(!lock.exists());
 }
 
@@ -417,11 +403,11 @@ fn unwritable_directory_is_named_as_the_cause() {
     let d = tempfile::tempdir().unwrap();
     std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let shm = ShmDir::new(d.path());
-    let child = in_child(move || {
-        become_nobody();
-        match shm.open("/x", CREAT | RW, 0o600) {
+    let child = fork_child(move || {
+        become_nobody().unwrap();
+        match shm.open("/x", CREAT | RW, perm(0o600)) {
             Err(e)
-                if e.raw_os_error() == Some(libc::EACCES)
+                if e.raw_os_error() == libc::EACCES
                     && e.to_string().contains("directory writable") =>
             {
                 0
@@ -429,7 +415,7 @@ fn unwritable_directory_is_named_as_the_cause() {
             _ => 1,
         }
     });
-    assert_eq!(wait_exit(child, Duration::from_secs(20)), 0);
+    assert_eq!(child.code(Duration::from_secs(20)), 0);
 }
 
 #[test]
@@ -437,7 +423,7 @@ fn cross_user_lock_files_are_open_to_others_whatever_the_umask() {
     // Shared objects need lock files the other users can open (read-only is enough for flock);
     // a strict umask must not lock them out.
     let d = tempfile::tempdir().unwrap();
-    let shm = ShmDir::new(d.path()).cross_user(true);
+    let shm = ShmDir::new(d.path()).with_cross_user(true);
     let (holder, release) = paused_in_lock(shm, "/shared", 0o077);
     let mode = std::fs::metadata(d.path().join(".SHMLshared"))
         .unwrap()
@@ -446,6 +432,6 @@ fn cross_user_lock_files_are_open_to_others_whatever_the_umask() {
         & 0o777;
     assert_eq!(mode, 0o644, "cross-user lock file mode {mode:o}");
     release.notify();
-    assert_eq!(wait_exit(holder, Duration::from_secs(20)), 0);
+    assert_eq!(holder.code(Duration::from_secs(20)), 0);
     assert!(lock_files(d.path()).is_empty());
 }

@@ -1,12 +1,11 @@
-//! Hardening suite 4 (adversary): as root, a child running as uid 65534 plants symbolic
-//! links, hard links, FIFOs, directories, squatted data files and lock files (held or
-//! abandoned) at the paths of the victim's names in a sticky, world-writable directory.
-//! First each plant alone, with the exact errno expected; then the adversary races the
-//! victim in a loop. The victim never follows a link, never truncates a foreign or
-//! multiply-linked file, never hangs, and gets a clear errno.
+//! The adversary: as root, a child running as uid 65534 plants symbolic links, hard links,
+//! FIFOs, directories, squatted data files and lock files (held or abandoned) at the paths of
+//! the victim's names in a sticky, world-writable directory. First each plant alone, with the
+//! exact errno expected; then the adversary races the victim in a loop. The victim never
+//! follows a link, never truncates a foreign or multiply-linked file, never hangs, and gets a
+//! clear errno. Short form here; `TMPSHM_LONG=1` races longer (see the README).
 
-mod common;
-mod hardening_util;
+mod support;
 
 use std::fs;
 use std::os::fd::{AsFd, OwnedFd};
@@ -16,20 +15,11 @@ use std::time::{Duration, Instant};
 
 use nix::fcntl::{Flock, FlockArg, OFlag as NixOFlag};
 use nix::sys::stat::{fchmod, Mode};
-use nix::unistd::{setgid, setgroups, setuid, Gid, Uid};
+use support::*;
 use tmpshm::{OFlag, ShmDir};
-
-use common::{shared_tempdir, skip_unless_root, NOBODY};
-use hardening_util::{errno_of, fd_count, pick, seed, spawn, Rng};
 
 const BAIT: &[u8] = b"the adversary's data, which no victim call may truncate";
 const SECRET: &[u8] = b"root's file outside the object names";
-
-fn become_nobody() -> Result<(), String> {
-    setgroups(&[]).map_err(|e| format!("setgroups: {e}"))?;
-    setgid(Gid::from_raw(NOBODY)).map_err(|e| format!("setgid: {e}"))?;
-    setuid(Uid::from_raw(NOBODY)).map_err(|e| format!("setuid: {e}"))
-}
 
 /// What the adversary can put at a path.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -116,7 +106,7 @@ fn scene() -> Scene {
 
 /// Runs `f` as the adversary in a child and waits for it.
 fn as_adversary(f: impl FnOnce() -> Result<(), String>) {
-    spawn(move || {
+    fork_child(move || {
         become_nobody()?;
         f().map(|()| "")
     })
@@ -144,7 +134,7 @@ fn errno(r: tmpshm::Result<std::os::fd::OwnedFd>) -> i32 {
             "opened {:?} despite the plant",
             nix::sys::stat::fstat(fd.as_fd())
         ),
-        Err(e) => errno_of(&e),
+        Err(e) => e.raw_os_error(),
     }
 }
 
@@ -180,17 +170,17 @@ fn each_plant_alone_gets_a_clear_errno() {
         });
         let t = Instant::now();
         assert_eq!(
-            errno(shm.open("/p", trunc, 0o600)),
+            errno(shm.open("/p", trunc, perm(0o600))),
             want_rw,
             "{what:?}: O_RDWR|O_CREAT|O_TRUNC"
         );
         assert_eq!(
-            errno(shm.open("/p", OFlag::O_RDONLY, 0)),
+            errno(shm.open("/p", OFlag::O_RDONLY, Mode::empty())),
             want_ro,
             "{what:?}: O_RDONLY"
         );
         assert_eq!(
-            errno(shm.open("/p", rw | OFlag::O_CREAT | OFlag::O_EXCL, 0o600)),
+            errno(shm.open("/p", rw | OFlag::O_CREAT | OFlag::O_EXCL, perm(0o600))),
             libc::EEXIST,
             "{what:?}: O_EXCL"
         );
@@ -198,7 +188,7 @@ fn each_plant_alone_gets_a_clear_errno() {
         intact(&s);
         // Root may remove anything, even in a sticky directory; a directory is refused.
         match (what, shm.unlink("/p")) {
-            (Plant::Dir, Err(e)) => assert_eq!(errno_of(&e), libc::EINVAL),
+            (Plant::Dir, Err(e)) => assert_eq!(e.raw_os_error(), libc::EINVAL),
             (_, r) => r.unwrap_or_else(|e| panic!("{what:?}: unlink: {e}")),
         }
         unplant(&at);
@@ -206,7 +196,7 @@ fn each_plant_alone_gets_a_clear_errno() {
     }
     // A file of ours that the adversary hard-linked elsewhere (it may: mode 0666).
     let fd = shm
-        .open("/mine", rw | OFlag::O_CREAT | OFlag::O_EXCL, 0o600)
+        .open("/mine", rw | OFlag::O_CREAT | OFlag::O_EXCL, perm(0o600))
         .unwrap();
     fchmod(fd.as_fd(), Mode::from_bits_truncate(0o666)).unwrap();
     nix::unistd::write(&fd, b"ours").unwrap();
@@ -215,7 +205,7 @@ fn each_plant_alone_gets_a_clear_errno() {
     let copy2 = copy.clone();
     as_adversary(move || fs::hard_link(&mine, &copy2).map_err(|e| format!("link: {e}")));
     assert_eq!(
-        errno(shm.open("/mine", trunc, 0o600)),
+        errno(shm.open("/mine", trunc, perm(0o600))),
         libc::EPERM,
         "multiply-linked"
     );
@@ -230,7 +220,7 @@ fn each_plant_alone_gets_a_clear_errno() {
         let at = s.dir.join(".SHMLq");
         let (at2, secret, bait) = (at.clone(), s.secret.clone(), s.bait.clone());
         // A held lock must stay held while the victim tries: the holder keeps running.
-        let holder = spawn(move || {
+        let holder = fork_child(move || {
             become_nobody()?;
             let held = plant(what, &at2, &secret, &bait);
             if what == Plant::HeldLock {
@@ -247,7 +237,7 @@ fn each_plant_alone_gets_a_clear_errno() {
             std::thread::sleep(Duration::from_millis(50));
         }
         let t = Instant::now();
-        let got = errno(shm.open("/q", rw | OFlag::O_CREAT, 0o600));
+        let got = errno(shm.open("/q", rw | OFlag::O_CREAT, perm(0o600)));
         assert!(
             t.elapsed() < Duration::from_secs(5),
             "{what:?} at the lock path: hang"
@@ -285,10 +275,10 @@ fn victim(dir: &Path, secret: (u64, u64), seed: u64, until: Instant) -> Result<S
         let name = ["/v0", "/v1"][rng.below(2) as usize];
         let t = Instant::now();
         let r = match rng.below(5) {
-            0 => shm.open(name, rw | OFlag::O_CREAT | OFlag::O_TRUNC, 0o600),
-            1 => shm.open(name, OFlag::O_RDONLY, 0),
-            2 => shm.open(name, rw | OFlag::O_CREAT | OFlag::O_EXCL, 0o600),
-            3 => shm.open(name, rw | OFlag::O_CREAT, 0o600),
+            0 => shm.open(name, rw | OFlag::O_CREAT | OFlag::O_TRUNC, perm(0o600)),
+            1 => shm.open(name, OFlag::O_RDONLY, Mode::empty()),
+            2 => shm.open(name, rw | OFlag::O_CREAT | OFlag::O_EXCL, perm(0o600)),
+            3 => shm.open(name, rw | OFlag::O_CREAT, perm(0o600)),
             _ => match shm.unlink(name) {
                 Ok(()) => {
                     *tally.entry("unlinked".into()).or_default() += 1;
@@ -316,7 +306,7 @@ fn victim(dir: &Path, secret: (u64, u64), seed: u64, until: Instant) -> Result<S
                 *tally.entry("opened".into()).or_default() += 1;
             }
             Err(e) => {
-                let n = errno_of(&e);
+                let n = e.raw_os_error();
                 let clear = [
                     libc::ENOENT,
                     libc::EEXIST,
@@ -351,7 +341,7 @@ fn racing_adversary_never_wins() {
     let secret_id = (meta.dev(), meta.ino());
     let until = Instant::now() + run;
     let (dir, secret, bait) = (s.dir.clone(), s.secret.clone(), s.bait.clone());
-    let adversary = spawn(move || {
+    let adversary = fork_child(move || {
         become_nobody()?;
         fs::write(&bait, BAIT).map_err(|e| e.to_string())?;
         let mut rng = Rng::new(seed ^ 0xad);
@@ -388,7 +378,7 @@ fn racing_adversary_never_wins() {
     let victims: Vec<_> = (0..2)
         .map(|i| {
             let dir = dir.clone();
-            spawn(move || victim(&dir, secret_id, seed.wrapping_add(i), until))
+            fork_child(move || victim(&dir, secret_id, seed.wrapping_add(i), until))
         })
         .collect();
     let mut errors = Vec::new();

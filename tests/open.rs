@@ -1,86 +1,32 @@
-//! Open semantics through the public API, in a private directory: names, flags, modes,
-//! sizes, FD_CLOEXEC, status flags, and data shared between real processes.
+//! Open semantics through the public API, in a private directory: flags, create, exclusive
+//! create and truncation, modes, FD_CLOEXEC and status flags, data shared between real
+//! processes, errors that name the path, the environment's directory and the nix drop-in, and
+//! the real /tmp default.
 
-mod common;
+mod support;
 
 use std::os::fd::{AsFd, AsRawFd};
 use std::time::Duration;
 
-use common::*;
 use nix::fcntl::{fcntl, FcntlArg, FdFlag};
 use nix::sys::stat::fstat;
 use nix::unistd::ftruncate;
-use tmpshm::{Access, Mapping, OFlag, ShmDir};
+use support::*;
+use tmpshm::{Access, Mapping, Mode, OFlag, ShmDir};
 
 const RW: OFlag = OFlag::O_RDWR;
 const CREAT: OFlag = OFlag::O_CREAT;
 const EXCL: OFlag = OFlag::O_EXCL;
 
 fn errno<T: std::fmt::Debug>(r: tmpshm::Result<T>) -> i32 {
-    r.unwrap_err().raw_os_error().unwrap()
-}
-
-#[test]
-fn name_rules_through_the_api() {
-    let d = tempfile::tempdir().unwrap();
-    let shm = ShmDir::new(d.path());
-    let long_ok = format!("/{}", "a".repeat(250)); // ".SHMD" + 250 = 255 = NAME_MAX
-    let too_long = format!("/{}", "a".repeat(251));
-    let way_too_long = format!("/{}", "a".repeat(5000));
-    let cases: &[(&[u8], Result<(), i32>)] = &[
-        (b"/ok", Ok(())),
-        (b"/.", Ok(())),
-        (b"/..", Ok(())),
-        (b"/\xff\xfe non-utf8", Ok(())),
-        (long_ok.as_bytes(), Ok(())),
-        (b"", Err(libc::EINVAL)),
-        (b"noslash", Err(libc::EINVAL)),
-        (b"/", Err(libc::EINVAL)),
-        (b"//a", Err(libc::EINVAL)),
-        (b"/a/b", Err(libc::EINVAL)),
-        (b"/a\0b", Err(libc::EINVAL)),
-        (too_long.as_bytes(), Err(libc::ENAMETOOLONG)),
-        (way_too_long.as_bytes(), Err(libc::ENAMETOOLONG)),
-    ];
-    for (name, want) in cases {
-        let got = shm
-            .open(*name, CREAT | RW, 0o600)
-            .map(drop)
-            .map_err(|e| e.raw_os_error().unwrap());
-        assert_eq!(got, *want, "open {:?}", String::from_utf8_lossy(name));
-        // shm_unlink agrees with shm_open on every name (POSIX: never ENAMETOOLONG for a
-        // name that shm_open accepted).
-        let unl = shm.unlink(*name).map_err(|e| e.raw_os_error().unwrap());
-        assert_eq!(unl, *want, "unlink {:?}", String::from_utf8_lossy(name));
-    }
-    assert!(
-        entries(d.path()).is_empty(),
-        "left: {:?}",
-        entries(d.path())
-    );
-    // "/." and "/.." are ordinary files in the illumos layout, never the directory.
-    let fd = shm.open("/..", CREAT | RW, 0o600).unwrap();
-    assert!(d.path().join(".SHMD..").is_file());
-    drop(fd);
-}
-
-#[test]
-fn names_accept_str_bytes_osstr_cstr() {
-    use std::ffi::OsStr;
-    let d = tempfile::tempdir().unwrap();
-    let shm = ShmDir::new(d.path());
-    drop(shm.open("/kinds", CREAT | RW, 0o600).unwrap());
-    drop(shm.open(b"/kinds".as_slice(), RW, 0).unwrap());
-    drop(shm.open(OsStr::new("/kinds"), RW, 0).unwrap());
-    drop(shm.open(c"/kinds", RW, 0).unwrap());
-    shm.unlink("/kinds").unwrap();
+    r.unwrap_err().raw_os_error()
 }
 
 #[test]
 fn flag_decisions() {
     let d = tempfile::tempdir().unwrap();
     let shm = ShmDir::new(d.path());
-    drop(shm.open("/f", CREAT | RW, 0o600).unwrap());
+    drop(shm.open("/f", CREAT | RW, perm(0o600)).unwrap());
     let bad: &[(OFlag, u32, &str)] = &[
         (OFlag::O_WRONLY, 0, "O_WRONLY"),
         (OFlag::O_WRONLY | CREAT, 0o600, "O_WRONLY|O_CREAT"),
@@ -94,22 +40,26 @@ fn flag_decisions() {
         (RW | CREAT, 0o10600, "file type bits in mode"),
     ];
     for (flags, mode, what) in bad {
-        let e = shm.open("/f", *flags, *mode).unwrap_err();
-        assert_eq!(e.raw_os_error(), Some(libc::EINVAL), "{what}: {e}");
+        let e = shm.open("/f", *flags, perm(*mode)).unwrap_err();
+        assert_eq!(e.raw_os_error(), libc::EINVAL, "{what}: {e}");
         assert!(e.reason().is_some(), "{what}: the error says why");
     }
     // Implied flags are accepted.
     drop(
-        shm.open("/f", RW | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW, 0)
-            .unwrap(),
+        shm.open(
+            "/f",
+            RW | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW,
+            Mode::empty(),
+        )
+        .unwrap(),
     );
     // Mode is ignored without O_CREAT.
-    drop(shm.open("/f", RW, 0o7777).unwrap());
+    drop(shm.open("/f", RW, perm(0o7777)).unwrap());
     // A refused flag touched nothing: no file for a name that did not exist.
     let e = shm
-        .open("/nothing", OFlag::O_WRONLY | CREAT, 0o600)
+        .open("/nothing", OFlag::O_WRONLY | CREAT, perm(0o600))
         .unwrap_err();
-    assert_eq!(e.raw_os_error(), Some(libc::EINVAL));
+    assert_eq!(e.raw_os_error(), libc::EINVAL);
     assert!(!d.path().join(".SHMDnothing").exists());
 }
 
@@ -117,8 +67,8 @@ fn flag_decisions() {
 fn create_excl_trunc_enoent() {
     let d = tempfile::tempdir().unwrap();
     let shm = ShmDir::new(d.path());
-    assert_eq!(errno(shm.open("/x", RW, 0)), libc::ENOENT);
-    let fd = shm.open("/x", CREAT | EXCL | RW, 0o600).unwrap();
+    assert_eq!(errno(shm.open("/x", RW, Mode::empty())), libc::ENOENT);
+    let fd = shm.open("/x", CREAT | EXCL | RW, perm(0o600)).unwrap();
     assert_eq!(
         fstat(fd.as_fd()).unwrap().st_size,
         0,
@@ -126,21 +76,37 @@ fn create_excl_trunc_enoent() {
     );
     ftruncate(&fd, 8192).unwrap();
     assert_eq!(
-        errno(shm.open("/x", CREAT | EXCL | RW, 0o600)),
+        errno(shm.open("/x", CREAT | EXCL | RW, perm(0o600))),
         libc::EEXIST
     );
     // O_CREAT of an existing object opens it, untouched.
-    let again = shm.open("/x", CREAT | RW, 0o600).unwrap();
+    let again = shm.open("/x", CREAT | RW, perm(0o600)).unwrap();
     assert_eq!(fstat(again.as_fd()).unwrap().st_size, 8192);
     // O_TRUNC empties it.
-    let t = shm.open("/x", RW | OFlag::O_TRUNC, 0).unwrap();
+    let t = shm.open("/x", RW | OFlag::O_TRUNC, Mode::empty()).unwrap();
     assert_eq!(fstat(t.as_fd()).unwrap().st_size, 0);
     ftruncate(&fd, 100).unwrap();
-    let t = shm.open("/x", CREAT | RW | OFlag::O_TRUNC, 0o600).unwrap();
+    let t = shm
+        .open("/x", CREAT | RW | OFlag::O_TRUNC, perm(0o600))
+        .unwrap();
     assert_eq!(fstat(t.as_fd()).unwrap().st_size, 0);
     shm.unlink("/x").unwrap();
     assert_eq!(errno(shm.unlink("/x")), libc::ENOENT);
     assert!(entries(d.path()).is_empty(), "no lock file left");
+}
+
+#[test]
+fn mode_of_new_objects_is_mode_minus_umask() {
+    // umask is per process: change it only in a child.
+    let d = tempfile::tempdir().unwrap();
+    let shm = ShmDir::new(d.path());
+    let code = run_in_child(Duration::from_secs(20), move || {
+        nix::sys::stat::umask(Mode::from_bits_truncate(0o027));
+        let fd = shm.open("/m", CREAT | EXCL | RW, perm(0o666)).unwrap();
+        let mode = fstat(fd.as_fd()).unwrap().st_mode & 0o7777;
+        i32::from(mode != 0o640)
+    });
+    assert_eq!(code, 0);
 }
 
 #[test]
@@ -166,7 +132,7 @@ fn cloexec_and_status_flags_are_exactly_what_was_asked() {
         (CREAT | OFlag::O_RDONLY, OFlag::O_RDONLY),
         (RW | OFlag::O_TRUNC, RW),
     ] {
-        let fd = shm.open("/fl", flags, 0o600).unwrap();
+        let fd = shm.open("/fl", flags, perm(0o600)).unwrap();
         let fdflags = FdFlag::from_bits_retain(fcntl(fd.as_fd(), FcntlArg::F_GETFD).unwrap());
         assert!(fdflags.contains(FdFlag::FD_CLOEXEC), "{flags:?}");
         let st = fcntl(fd.as_fd(), FcntlArg::F_GETFL).unwrap();
@@ -178,28 +144,30 @@ fn cloexec_and_status_flags_are_exactly_what_was_asked() {
 fn data_written_by_one_process_is_read_by_another() {
     let d = tempfile::tempdir().unwrap();
     let shm = ShmDir::new(d.path());
-    let fd = shm.open("/shared", CREAT | EXCL | RW, 0o600).unwrap();
+    let fd = shm.open("/shared", CREAT | EXCL | RW, perm(0o600)).unwrap();
     ftruncate(&fd, 4096).unwrap();
     let map = Mapping::new(&fd, 4096, Access::ReadWrite).unwrap();
     let ready = Ready::new();
     let shm2 = shm.clone();
     // The child opens the object by name (not the inherited fd), maps it, and writes.
-    let child = in_child(|| {
-        let fd = shm2.open("/shared", RW, 0).unwrap();
+    let child = fork_child(|| {
+        let fd = shm2.open("/shared", RW, Mode::empty()).unwrap();
         let m = Mapping::new(&fd, 4096, Access::ReadWrite).unwrap();
         m.write_at(100, b"written by the child").unwrap();
         ready.notify();
         0
     });
     ready.wait(Duration::from_secs(30));
-    assert_eq!(wait_exit(child, Duration::from_secs(30)), 0);
+    assert_eq!(child.code(Duration::from_secs(30)), 0);
     let mut buf = [0u8; 20];
     map.read_at(100, &mut buf).unwrap();
     assert_eq!(&buf, b"written by the child");
     // And the other way round, through a fresh process that only reads.
     map.write_at(0, b"parent").unwrap();
-    let child = in_child(|| {
-        let fd = shm2.open("/shared", OFlag::O_RDONLY, 0).unwrap();
+    let code = run_in_child(Duration::from_secs(30), || {
+        let fd = shm2
+            .open("/shared", OFlag::O_RDONLY, Mode::empty())
+            .unwrap();
         let m = Mapping::new(&fd, 4096, Access::ReadOnly).unwrap();
         let mut b = [0u8; 6];
         m.read_at(0, &mut b).unwrap();
@@ -209,7 +177,7 @@ fn data_written_by_one_process_is_read_by_another() {
             1
         }
     });
-    assert_eq!(wait_exit(child, Duration::from_secs(30)), 0);
+    assert_eq!(code, 0);
     shm.unlink("/shared").unwrap();
 }
 
@@ -225,13 +193,13 @@ fn exclusive_create_race_has_exactly_one_winner() {
                 let shm = shm.clone();
                 let name = name.clone();
                 let go = &go;
-                in_child(move || {
+                fork_child(move || {
                     // Start together: block until the parent writes.
                     let mut b = [0u8; 1];
                     let _ = nix::unistd::read(go.read_fd(), &mut b);
-                    match shm.open(name.as_str(), CREAT | EXCL | RW, 0o600) {
+                    match shm.open(name.as_str(), CREAT | EXCL | RW, perm(0o600)) {
                         Ok(_) => 0,
-                        Err(e) if e.raw_os_error() == Some(libc::EEXIST) => 1,
+                        Err(e) if e.raw_os_error() == libc::EEXIST => 1,
                         Err(_) => 2,
                     }
                 })
@@ -242,7 +210,7 @@ fn exclusive_create_race_has_exactly_one_winner() {
         }
         let codes: Vec<i32> = children
             .into_iter()
-            .map(|c| wait_exit(c, Duration::from_secs(60)))
+            .map(|c| c.code(Duration::from_secs(60)))
             .collect();
         assert_eq!(codes.iter().filter(|&&c| c == 0).count(), 1, "{codes:?}");
         assert_eq!(codes.iter().filter(|&&c| c == 1).count(), 7, "{codes:?}");
@@ -255,9 +223,9 @@ fn exclusive_create_race_has_exactly_one_winner() {
 fn errors_name_the_path_and_keep_the_errno() {
     let d = tempfile::tempdir().unwrap();
     let shm = ShmDir::new(d.path());
-    let e = shm.open("/missing", RW, 0).unwrap_err();
-    assert_eq!(e.raw_os_error(), Some(libc::ENOENT));
-    assert_eq!(e.path(), d.path().join(".SHMDmissing"));
+    let e = shm.open("/missing", RW, Mode::empty()).unwrap_err();
+    assert_eq!(e.raw_os_error(), libc::ENOENT);
+    assert_eq!(e.path(), Some(d.path().join(".SHMDmissing").as_path()));
     let line = e.to_string();
     assert!(
         line.contains("ENOENT") && line.contains(".SHMDmissing"),
@@ -266,11 +234,11 @@ fn errors_name_the_path_and_keep_the_errno() {
     let io: std::io::Error = e.into();
     assert_eq!(io.kind(), std::io::ErrorKind::NotFound);
     assert_eq!(tmpshm::errno_of(&io), Some(libc::ENOENT));
-    let n = shm.open("bad", RW, 0).unwrap_err();
-    assert_eq!(n.path(), std::path::Path::new("bad"));
+    let n = shm.open("bad", RW, Mode::empty()).unwrap_err();
+    assert_eq!(n.path(), Some(std::path::Path::new("bad")));
     assert!(n.to_string().contains("must start with '/'"), "{n}");
     // The nix drop-in keeps the errno.
-    let nx: nix::errno::Errno = shm.open("/missing", RW, 0).unwrap_err().into();
+    let nx: nix::errno::Errno = shm.open("/missing", RW, Mode::empty()).unwrap_err().into();
     assert_eq!(nx, nix::errno::Errno::ENOENT);
 }
 
@@ -298,26 +266,29 @@ fn tmpshm_dir_env_and_nix_drop_in() {
 #[ignore = "run by tmpshm_dir_env_and_nix_drop_in in a child with TMPSHM_DIR set"]
 fn env_child() {
     if std::env::var_os("TMPSHM_TEST_ENV_CHILD").is_none() {
+        skip(
+            "env_child",
+            "run by tmpshm_dir_env_and_nix_drop_in, with TMPSHM_DIR set",
+        );
         return;
     }
     let dir = std::path::PathBuf::from(std::env::var_os("TMPSHM_DIR").unwrap());
-    use nix::sys::stat::Mode;
     let fd = tmpshm::shm_open("/envobj", CREAT | RW, Mode::from_bits_truncate(0o600)).unwrap();
     assert!(dir.join(".SHMDenvobj").is_file());
     assert!(fd.as_raw_fd() >= 0);
-    let fd2 = tmpshm::open("/envobj", RW, 0).unwrap();
+    let fd2 = ShmDir::from_env()
+        .unwrap()
+        .open("/envobj", RW, Mode::empty())
+        .unwrap();
     drop((fd, fd2));
-    tmpshm::unlink("/envobj").unwrap();
+    ShmDir::from_env().unwrap().unlink("/envobj").unwrap();
     assert_eq!(
         tmpshm::shm_unlink("/envobj"),
         Err(nix::errno::Errno::ENOENT)
     );
     // A relative TMPSHM_DIR is refused rather than resolved against each cwd.
     std::env::set_var("TMPSHM_DIR", "relative/dir");
-    assert_eq!(
-        tmpshm::open("/x", RW, 0).unwrap_err().raw_os_error(),
-        Some(libc::EINVAL)
-    );
+    assert_eq!(ShmDir::from_env().unwrap_err().raw_os_error(), libc::EINVAL);
     std::env::set_var("TMPSHM_DIR", "");
     assert_eq!(
         tmpshm::ShmDir::from_env().unwrap().dir(),
@@ -330,7 +301,9 @@ fn real_tmp_default_directory() {
     // A few tests exercise the real /tmp, with unique names, and clean up.
     let shm = ShmDir::new("/tmp");
     let name = format!("/tmpshm-test-{}-{}", std::process::id(), line!());
-    let fd = shm.open(name.as_str(), CREAT | EXCL | RW, 0o600).unwrap();
+    let fd = shm
+        .open(name.as_str(), CREAT | EXCL | RW, perm(0o600))
+        .unwrap();
     let path = std::path::PathBuf::from(format!("/tmp/.SHMD{}", &name[1..]));
     assert!(path.is_file());
     assert!(!std::path::Path::new(&format!("/tmp/.SHML{}", &name[1..])).exists());

@@ -1,14 +1,16 @@
 //! The creation lock with real processes: a live holder is waited for in the kernel, a dead
-//! or absent holder never blocks, threads exclude each other, signals do not break a wait.
+//! or absent holder never blocks, threads exclude each other, opening an existing object takes
+//! no lock, and a busy lock file others can open is refused at once. (Signals during a lock
+//! wait: tests/crash.rs.)
 
-mod common;
+mod support;
 
 use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::*;
 use nix::sys::signal::{kill, Signal};
+use support::*;
 use tmpshm::{OFlag, ShmDir, Step};
 
 const RW: OFlag = OFlag::O_RDWR;
@@ -19,7 +21,7 @@ const EXCL: OFlag = OFlag::O_EXCL;
 /// for `hold` or kills itself with SIGKILL (`hold == None`).
 fn holding(dir: &std::path::Path, ready: &Ready, hold: Option<Duration>) -> ShmDir {
     let w = nix::unistd::dup(ready_write_end(ready)).unwrap();
-    ShmDir::new(dir).trace(move |step| {
+    ShmDir::new(dir).with_trace(move |step| {
         if let Step::LockAcquired { .. } = step {
             nix::unistd::write(&w, b"!").unwrap();
             match hold {
@@ -47,31 +49,33 @@ fn a_live_holder_is_waited_for_in_the_kernel() {
     let d = tempfile::tempdir().unwrap();
     let ready = Ready::new();
     let holder_dir = holding(d.path(), &ready, Some(Duration::from_millis(1500)));
-    let holder = in_child(move || {
+    let holder = fork_child(move || {
         holder_dir
-            .open("/held", CREAT | EXCL | RW, 0o600)
+            .open("/held", CREAT | EXCL | RW, perm(0o600))
             .map_or(1, |_| 0)
     });
     ready.wait(Duration::from_secs(30));
     let shm = ShmDir::new(d.path());
-    let waiter = in_child(move || match shm.open("/held", CREAT | EXCL | RW, 0o600) {
-        // The holder created it while we waited: exclusive creation correctly fails.
-        Err(e) if e.raw_os_error() == Some(libc::EEXIST) => 0,
-        _ => 1,
-    });
+    let waiter = fork_child(
+        move || match shm.open("/held", CREAT | EXCL | RW, perm(0o600)) {
+            // The holder created it while we waited: exclusive creation correctly fails.
+            Err(e) if e.raw_os_error() == libc::EEXIST => 0,
+            _ => 1,
+        },
+    );
     // While the holder sleeps, the waiter must be asleep in flock(2), not polling.
     let mut seen_flock = false;
     let t = Instant::now();
     while t.elapsed() < Duration::from_millis(1200) {
-        if blocked_in(waiter) == Some(libc::SYS_flock) {
+        if blocked_in(waiter.pid()) == Some(libc::SYS_flock) {
             seen_flock = true;
             break;
         }
         std::thread::sleep(Duration::from_millis(20));
     }
     assert!(seen_flock, "the waiter was never seen blocked in flock(2)");
-    assert_eq!(wait_exit(holder, Duration::from_secs(30)), 0);
-    assert_eq!(wait_exit(waiter, Duration::from_secs(30)), 0);
+    assert_eq!(holder.code(Duration::from_secs(30)), 0);
+    assert_eq!(waiter.code(Duration::from_secs(30)), 0);
     assert!(lock_files(d.path()).is_empty(), "{:?}", entries(d.path()));
 }
 
@@ -83,17 +87,20 @@ fn a_sigkilled_holder_never_blocks_the_next_caller() {
         let ready = Ready::new();
         let dying = holding(d.path(), &ready, None);
         let n2 = name.clone();
-        let holder = in_child(move || dying.open(n2.as_str(), CREAT | RW, 0o600).map_or(1, |_| 0));
+        let holder = fork_child(move || {
+            dying
+                .open(n2.as_str(), CREAT | RW, perm(0o600))
+                .map_or(1, |_| 0)
+        });
         ready.wait(Duration::from_secs(30));
-        assert_eq!(
-            wait_exit(holder, Duration::from_secs(30)),
-            128 + libc::SIGKILL
-        );
+        assert_eq!(holder.code(Duration::from_secs(30)), 128 + libc::SIGKILL);
         // The dead holder left its lock file behind (illumos would now wait 64 s and fail).
         assert_eq!(lock_files(d.path()), vec![format!(".SHML{}", &name[1..])]);
         let shm = ShmDir::new(d.path());
         let t = Instant::now();
-        let fd = shm.open(name.as_str(), CREAT | EXCL | RW, 0o600).unwrap();
+        let fd = shm
+            .open(name.as_str(), CREAT | EXCL | RW, perm(0o600))
+            .unwrap();
         assert!(
             t.elapsed() < Duration::from_secs(5),
             "took {:?}",
@@ -114,7 +121,7 @@ fn a_lock_file_with_no_holder_is_simply_taken() {
     std::fs::write(d.path().join(".SHMLleft"), b"").unwrap();
     let shm = ShmDir::new(d.path());
     let t = Instant::now();
-    drop(shm.open("/left", CREAT | EXCL | RW, 0o600).unwrap());
+    drop(shm.open("/left", CREAT | EXCL | RW, perm(0o600)).unwrap());
     assert!(t.elapsed() < Duration::from_secs(5));
     assert!(lock_files(d.path()).is_empty());
 }
@@ -126,7 +133,7 @@ fn threads_of_one_process_exclude_each_other() {
     let max_inside = Arc::new(AtomicI32::new(0));
     let acquisitions = Arc::new(AtomicUsize::new(0));
     let (i2, m2, a2) = (inside.clone(), max_inside.clone(), acquisitions.clone());
-    let shm = ShmDir::new(d.path()).trace(move |step| match step {
+    let shm = ShmDir::new(d.path()).with_trace(move |step| match step {
         Step::LockAcquired { .. } => {
             let now = i2.fetch_add(1, Ordering::SeqCst) + 1;
             m2.fetch_max(now, Ordering::SeqCst);
@@ -144,11 +151,11 @@ fn threads_of_one_process_exclude_each_other() {
             let shm = shm.clone();
             std::thread::spawn(move || {
                 for _ in 0..200 {
-                    match shm.open("/threads", CREAT | EXCL | RW, 0o600) {
+                    match shm.open("/threads", CREAT | EXCL | RW, perm(0o600)) {
                         Ok(_) => {
                             let _ = shm.unlink("/threads");
                         }
-                        Err(e) => assert_eq!(e.raw_os_error(), Some(libc::EEXIST), "{e}"),
+                        Err(e) => assert_eq!(e.raw_os_error(), libc::EEXIST, "{e}"),
                     }
                 }
             })
@@ -166,56 +173,13 @@ fn threads_of_one_process_exclude_each_other() {
     assert!(lock_files(d.path()).is_empty());
 }
 
-static SIGNALS: AtomicUsize = AtomicUsize::new(0);
-
-extern "C" fn count_signal(_: libc::c_int) {
-    SIGNALS.fetch_add(1, Ordering::SeqCst);
-}
-
-#[test]
-fn signals_during_a_lock_wait_are_retried_not_reported() {
-    let d = tempfile::tempdir().unwrap();
-    let ready = Ready::new();
-    let holder_dir = holding(d.path(), &ready, Some(Duration::from_millis(800)));
-    let holder = in_child(move || holder_dir.open("/sig", CREAT | RW, 0o600).map_or(1, |_| 0));
-    ready.wait(Duration::from_secs(30));
-    let shm = ShmDir::new(d.path());
-    let waiter = in_child(move || {
-        // A handler without SA_RESTART: every signal makes flock(2) return EINTR.
-        let act = nix::sys::signal::SigAction::new(
-            nix::sys::signal::SigHandler::Handler(count_signal),
-            nix::sys::signal::SaFlags::empty(),
-            nix::sys::signal::SigSet::empty(),
-        );
-        // SAFETY: the handler only increments an atomic counter.
-        unsafe { nix::sys::signal::sigaction(Signal::SIGUSR1, &act) }.unwrap();
-        let me = nix::unistd::getpid();
-        let storm = std::thread::spawn(move || {
-            for _ in 0..100 {
-                let _ = kill(me, Signal::SIGUSR1);
-                std::thread::sleep(Duration::from_millis(5));
-            }
-        });
-        let r = shm.open("/sig", CREAT | RW, 0o600);
-        storm.join().unwrap();
-        match r {
-            Ok(_) if SIGNALS.load(Ordering::SeqCst) > 0 => 0,
-            Ok(_) => 2,
-            Err(_) => 1,
-        }
-    });
-    assert_eq!(wait_exit(holder, Duration::from_secs(30)), 0);
-    assert_eq!(wait_exit(waiter, Duration::from_secs(30)), 0);
-    assert!(lock_files(d.path()).is_empty());
-}
-
 #[test]
 fn opening_an_existing_object_takes_no_lock() {
     let d = tempfile::tempdir().unwrap();
     let steps = Arc::new(std::sync::Mutex::new(Vec::new()));
     let s2 = steps.clone();
-    let shm = ShmDir::new(d.path()).trace(move |s| s2.lock().unwrap().push(s.to_string()));
-    drop(shm.open("/nolock", CREAT | RW, 0o600).unwrap());
+    let shm = ShmDir::new(d.path()).with_trace(move |s| s2.lock().unwrap().push(s.to_string()));
+    drop(shm.open("/nolock", CREAT | RW, perm(0o600)).unwrap());
     let created: Vec<String> = std::mem::take(&mut *steps.lock().unwrap());
     assert_eq!(
         created
@@ -225,7 +189,7 @@ fn opening_an_existing_object_takes_no_lock() {
         1
     );
     for flags in [RW, CREAT | RW, OFlag::O_RDONLY] {
-        drop(shm.open("/nolock", flags, 0o600).unwrap());
+        drop(shm.open("/nolock", flags, perm(0o600)).unwrap());
         let st: Vec<String> = std::mem::take(&mut *steps.lock().unwrap());
         assert!(
             st.iter().all(|s| !s.starts_with("lock")),
@@ -250,7 +214,7 @@ fn a_busy_lock_file_open_to_others_is_refused_at_once_and_a_free_one_taken_over(
     let ready = Ready::new();
     let ready_w = &ready;
     let lock2 = lock.clone();
-    let holder = in_child(move || {
+    let holder = fork_child(move || {
         use std::os::unix::fs::PermissionsExt;
         let f = std::fs::File::create(&lock2).unwrap();
         f.set_permissions(std::fs::Permissions::from_mode(0o644))
@@ -264,22 +228,29 @@ fn a_busy_lock_file_open_to_others_is_refused_at_once_and_a_free_one_taken_over(
     ready.wait(Duration::from_secs(30));
     let shm = ShmDir::new(d.path());
     let t = Instant::now();
-    let e = shm.open("/loose", CREAT | EXCL | RW, 0o600).unwrap_err();
+    let e = shm
+        .open("/loose", CREAT | EXCL | RW, perm(0o600))
+        .unwrap_err();
     assert!(
         t.elapsed() < Duration::from_millis(500),
         "waited {:?}",
         t.elapsed()
     );
-    assert_eq!(e.raw_os_error(), Some(libc::EPERM), "{e}");
+    assert_eq!(e.raw_os_error(), libc::EPERM, "{e}");
     assert!(e.to_string().contains("open to other users"), "{e}");
-    assert_eq!(wait_exit(holder, Duration::from_secs(30)), 0);
+    assert_eq!(holder.code(Duration::from_secs(30)), 0);
     // Free now: taken over (removed as a holder removes it on release) and replaced by a fresh
     // lock file of our own, which is gone again after the create.
     assert!(lock.exists());
     let steps = Arc::new(std::sync::Mutex::new(Vec::new()));
     let sink = steps.clone();
-    let traced = ShmDir::new(d.path()).trace(move |s| sink.lock().unwrap().push(s.to_string()));
-    drop(traced.open("/loose", CREAT | EXCL | RW, 0o600).unwrap());
+    let traced =
+        ShmDir::new(d.path()).with_trace(move |s| sink.lock().unwrap().push(s.to_string()));
+    drop(
+        traced
+            .open("/loose", CREAT | EXCL | RW, perm(0o600))
+            .unwrap(),
+    );
     let steps = steps.lock().unwrap();
     let takeover = steps
         .iter()

@@ -1,6 +1,6 @@
 //! Every `tmpshm` command, run as the built binary against a temporary directory.
 
-mod common;
+mod support;
 
 use std::ffi::OsStr;
 use std::io::Write;
@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use serde_json::Value;
+use support::*;
+use tmpshm::{ShmDir, ShmOptions};
 
 const BIN: &str = env!("CARGO_BIN_EXE_tmpshm");
 
@@ -290,7 +292,7 @@ fn tour_shows_the_three_mappings_and_leaves_nothing_behind() {
     assert!(out.contains("the short-lived lock file:") && out.contains(".SHMLtour-"));
     assert!(out.contains("does not exist"), "{out}");
     assert!(
-        out.contains("Mapping::new(fd, 4096) = error: map <fd>: EINVAL"),
+        out.contains("Mapping::new(fd, 4096) = error: map: EINVAL"),
         "{out}"
     );
     let left: Vec<_> = std::fs::read_dir(d.path()).unwrap().collect();
@@ -382,12 +384,73 @@ fn tmpshm_dir_from_the_environment() {
     assert!(String::from_utf8_lossy(&out.stderr).starts_with("tmpshm: env relative/dir: EINVAL"));
 }
 
+// ---------------------------------------------------------------------------------------------
+// The demo: the illumos example for real, and no native shm_open inside.
+
 #[test]
-fn demo_still_runs() {
+fn demo_round_trips_through_a_second_process() {
     let d = tempfile::tempdir().unwrap();
-    let out = ok(d.path(), &["demo", "/demo"]);
-    assert!(out.contains("second process"), "{out}");
-    assert!(!d.path().join(".SHMDdemo").exists());
+    let out = cmd(d.path()).arg("demo").output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let data = d.path().join(".SHMDblah");
+    assert!(
+        stdout.contains(&format!("plain file: {}", data.display())),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("rw-s"),
+        "a shared file mapping is shown: {stdout}"
+    );
+    let wrote = stdout.lines().find(|l| l.starts_with("wrote ")).unwrap();
+    let msg = wrote.trim_start_matches("wrote ");
+    assert!(
+        stdout.contains("second process (pid") && stdout.contains(&format!("read {msg}")),
+        "{stdout}"
+    );
+    assert!(stdout.contains("exists: false"), "{stdout}");
+    assert_eq!(
+        std::fs::read_dir(d.path()).unwrap().count(),
+        0,
+        "unlinked, no lock file"
+    );
+}
+
+#[test]
+fn demo_reports_an_existing_name_as_one_clear_line() {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::write(d.path().join(".SHMDtaken"), b"").unwrap();
+    let out = cmd(d.path()).args(["demo", "/taken"]).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with("tmpshm: ") && err.contains("EEXIST") && err.contains(".SHMDtaken"),
+        "{err}"
+    );
+}
+
+#[test]
+fn the_binary_does_not_import_the_native_shm_open() {
+    let out = Command::new("nm")
+        .args(["-D", "--undefined-only", BIN])
+        .output()
+        .expect("nm (binutils) is needed for this check");
+    assert!(out.status.success());
+    let syms = String::from_utf8_lossy(&out.stdout);
+    assert!(syms.contains("open"), "nm listed the imports: {syms}");
+    for bad in ["shm_open", "shm_unlink"] {
+        assert!(
+            !syms
+                .split_whitespace()
+                .any(|s| s.split('@').next() == Some(bad)),
+            "the binary imports {bad}"
+        );
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -577,15 +640,15 @@ fn hostile_names_reach_no_terminal_raw_and_json_names_round_trip_to_rm() {
     for shown in HOSTILE_SHOWN {
         assert!(text.contains(&format!("removed {shown}\n")), "{text}");
     }
-    assert_eq!(common::entries(d.path()), vec![".SHMDkeep".to_string()]);
+    assert_eq!(entries(d.path()), vec![".SHMDkeep".to_string()]);
 
     // A bad escape is refused before anything is touched.
     let out = run(d.path(), &["rm", "--escaped", "/keep\\q"]);
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     assert_output_inert("rm --escaped (bad)", &out);
-    assert_eq!(common::entries(d.path()), vec![".SHMDkeep".to_string()]);
+    assert_eq!(entries(d.path()), vec![".SHMDkeep".to_string()]);
     ok(d.path(), &["rm", "--escaped", "/ke\\x65p"]);
-    assert!(common::entries(d.path()).is_empty());
+    assert!(entries(d.path()).is_empty());
 }
 
 #[test]
@@ -721,14 +784,14 @@ fn doctor_warns_of_a_writable_parent_without_the_sticky_bit() {
 
 #[test]
 fn doctor_warns_of_a_directory_owned_by_another_user() {
-    if common::skip_unless_root("doctor_warns_of_a_directory_owned_by_another_user") {
+    if skip_unless_root("doctor_warns_of_a_directory_owned_by_another_user") {
         return;
     }
     let d = tempfile::tempdir().unwrap();
     let foreign = d.path().join("foreign");
     std::fs::create_dir(&foreign).unwrap();
     std::fs::set_permissions(&foreign, std::fs::Permissions::from_mode(0o1777)).unwrap();
-    std::os::unix::fs::chown(&foreign, Some(common::NOBODY), Some(common::NOBODY)).unwrap();
+    std::os::unix::fs::chown(&foreign, Some(NOBODY), Some(NOBODY)).unwrap();
     let out = ok(&foreign, &["doctor"]);
     let w = path_warnings(&out);
     assert_eq!(w.len(), 1, "{out}");
@@ -750,8 +813,7 @@ fn doctor_warns_of_a_directory_owned_by_another_user() {
 
 #[test]
 fn doctor_warns_of_a_directory_reached_through_another_users_symlink() {
-    if common::skip_unless_root("doctor_warns_of_a_directory_reached_through_another_users_symlink")
-    {
+    if skip_unless_root("doctor_warns_of_a_directory_reached_through_another_users_symlink") {
         return;
     }
     let d = tempfile::tempdir().unwrap();
@@ -768,7 +830,7 @@ fn doctor_warns_of_a_directory_reached_through_another_users_symlink() {
         assert!(path_warnings(&out).is_empty(), "{out}");
     }
     for link in [&rel, &abs] {
-        std::os::unix::fs::lchown(link, Some(common::NOBODY), Some(common::NOBODY)).unwrap();
+        std::os::unix::fs::lchown(link, Some(NOBODY), Some(NOBODY)).unwrap();
         let out = ok(link, &["doctor"]);
         let w = path_warnings(&out);
         assert_eq!(w.len(), 1, "{out}");
@@ -788,11 +850,9 @@ fn doctor_warns_of_a_directory_reached_through_another_users_symlink() {
 #[test]
 fn doctor_warns_when_anyone_can_hard_link() {
     let Some(value) = protected_hardlinks() else {
-        println!(
-            "SKIPPED doctor_warns_when_anyone_can_hard_link: no /proc/sys/fs/protected_hardlinks"
-        );
-        eprintln!(
-            "SKIPPED doctor_warns_when_anyone_can_hard_link: no /proc/sys/fs/protected_hardlinks"
+        skip(
+            "doctor_warns_when_anyone_can_hard_link",
+            "no /proc/sys/fs/protected_hardlinks",
         );
         return;
     };
@@ -847,7 +907,7 @@ fn tour_names_are_unpredictable_and_planted_names_do_not_stop_it() {
         std::os::unix::fs::symlink("/nonexistent", p.join(format!("tmpshm-tour-{pid}.plain")))
             .unwrap();
     }
-    let before = common::entries(d.path());
+    let before = entries(d.path());
 
     let out = run(d.path(), &["tour"]);
     assert!(
@@ -877,7 +937,7 @@ fn tour_names_are_unpredictable_and_planted_names_do_not_stop_it() {
     assert_ne!(object, object2, "two tours used the same object name");
     assert_ne!(plain, plain2, "two tours used the same plain file name");
     assert_eq!(
-        common::entries(d.path()),
+        entries(d.path()),
         before,
         "the tour left files or removed planted ones"
     );
@@ -1019,4 +1079,33 @@ fn write_streams_stdin_in_bounded_memory() {
     assert_eq!(&stored[..3], b"\0\0\0");
     assert!(stored[3..] == data[..], "the data did not round-trip");
     assert!(rss < RSS_LIMIT_KIB, "write peaked at {rss} KiB");
+}
+
+// ---------------------------------------------------------------------------------------------
+// What the listing commands look at.
+
+#[test]
+fn cli_stat_probes_only_the_lock_file_of_that_name() {
+    let d = tempfile::tempdir().unwrap();
+    ShmOptions::new()
+        .dir(ShmDir::new(d.path()))
+        .size(8)
+        .create("/one")
+        .unwrap();
+    for file in [".SHMLone", ".SHMLother", ".SHMT1.2"] {
+        std::fs::write(d.path().join(file), b"").unwrap();
+    }
+    let out = run(d.path(), &["--trace", "stat", "/one"]);
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stderr}");
+    assert!(stdout.contains(".SHMLone: stale"), "{stdout}");
+    let probes: Vec<_> = stderr
+        .lines()
+        .filter(|l| l.contains("flock(LOCK_SH|LOCK_NB)"))
+        .collect();
+    assert_eq!(probes.len(), 1, "{stderr}");
+    assert!(probes[0].ends_with(".SHMLone"), "{stderr}");
 }
