@@ -409,19 +409,35 @@ fn probe(path: &Path, role: Role, call: &Call<'_>, holders: &Holders) -> LockSta
     }
 }
 
-/// `/proc/locks`, read at most once per listing (and only if some file is held), however many
-/// files are probed: per file it would make a listing quadratic in the number of held locks.
+/// `/proc/locks`, read once per listing (and only if some file is held), however many files
+/// are probed: per file it would make a listing quadratic in the number of held locks.
+///
+/// The kernel serves the file a page at a time and does not freeze the lock list in between,
+/// so while other processes take and release locks, a line can be missed. A held file without
+/// a line gets a few fresh reads (at most [`Holders::REREADS`] per listing), after which its
+/// holder stays unknown.
 #[derive(Default)]
-struct Holders(OnceCell<Option<HolderMap>>);
+struct Holders {
+    map: OnceCell<Option<HolderMap>>,
+    rereads: std::cell::Cell<u32>,
+}
 
 impl Holders {
+    const REREADS: u32 = 3;
+
     /// The pid that `/proc/locks` gives for a `flock` on this inode, for display only.
     fn pid(&self, st: &FileStat) -> Option<u32> {
-        self.0
-            .get_or_init(sys::flock_holders)
-            .as_ref()?
-            .get(&sys::holder_key(st))
-            .copied()
+        let key = sys::holder_key(st);
+        if let Some(pid) = self.map.get_or_init(sys::flock_holders).as_ref()?.get(&key) {
+            return Some(*pid);
+        }
+        while self.rereads.get() < Self::REREADS {
+            self.rereads.set(self.rereads.get() + 1);
+            if let Some(pid) = sys::flock_holders()?.get(&key) {
+                return Some(*pid);
+            }
+        }
+        None
     }
 }
 

@@ -143,7 +143,7 @@ pub(crate) fn unlink(call: &Call<'_>, target: &Target<'_>) -> Result<(), Fail> {
 }
 
 /// Reports the name step, building the lock path only when a tracer listens.
-fn trace_name(call: &Call<'_>, target: &Target<'_>, data: &CStr) -> Result<(), Fail> {
+pub(crate) fn trace_name(call: &Call<'_>, target: &Target<'_>, data: &CStr) -> Result<(), Fail> {
     if call.traced() {
         let lock = target.lock()?;
         call.emit(Step::Name {

@@ -192,13 +192,11 @@ impl ShmOptions {
         let (size, mode) = self.creation(&dir, name)?;
         let t = dir.target(name, ObjectKind::Shm, Op::Name)?;
         let call = dir.call();
+        let data = t.data().map_err(|f| dir.error(f, Some(&t), name))?;
+        object::trace_name(&call, &t, data.as_cstr()).map_err(|f| dir.error(f, Some(&t), name))?;
         let fd =
             publish(&call, &t, size, mode, |_| Ok(())).map_err(|f| dir.error(f, Some(&t), name))?;
-        let path = t
-            .data()
-            .map_err(|f| dir.error(f, Some(&t), name))?
-            .as_path()
-            .to_path_buf();
+        let path = data.as_path().to_path_buf();
         Ok(Shm::new(
             fd,
             dir,
@@ -237,6 +235,7 @@ impl ShmOptions {
         };
         let call = dir.call();
         let data = t.data().map_err(|f| dir.error(f, Some(&t), name))?;
+        object::trace_name(&call, &t, data.as_cstr()).map_err(|f| dir.error(f, Some(&t), name))?;
         let fd = object::open_existing(&call, data.as_cstr(), access, false)
             .map_err(|f| dir.error(f, Some(&t), name))?;
         let size = fstat(&fd)

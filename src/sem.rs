@@ -83,6 +83,7 @@ pub(crate) fn open(
     req: SemRequest,
 ) -> std::result::Result<NonNull<libc::sem_t>, Fail> {
     let data = target.data()?;
+    object::trace_name(call, target, data.as_cstr())?;
     loop {
         if req.excl {
             // As for shared memory: anything at the path is EEXIST, without a lock file.

@@ -128,6 +128,10 @@ fn a_lock_file_with_no_holder_is_simply_taken() {
 
 #[test]
 fn threads_of_one_process_exclude_each_other() {
+    thread_local! {
+        // This thread's lock acquisitions, to tell which calls took the lock.
+        static MINE: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    }
     let d = tempfile::tempdir().unwrap();
     let inside = Arc::new(AtomicI32::new(0));
     let max_inside = Arc::new(AtomicI32::new(0));
@@ -138,6 +142,7 @@ fn threads_of_one_process_exclude_each_other() {
             let now = i2.fetch_add(1, Ordering::SeqCst) + 1;
             m2.fetch_max(now, Ordering::SeqCst);
             a2.fetch_add(1, Ordering::SeqCst);
+            MINE.with(|m| m.set(m.get() + 1));
             // Stay inside a little, so overlaps would show.
             std::thread::yield_now();
         }
@@ -146,16 +151,30 @@ fn threads_of_one_process_exclude_each_other() {
         }
         _ => {}
     });
+    let without_lock = Arc::new(AtomicUsize::new(0));
     let threads: Vec<_> = (0..4)
         .map(|_| {
             let shm = shm.clone();
+            let without_lock = without_lock.clone();
             std::thread::spawn(move || {
                 for _ in 0..200 {
-                    match shm.open("/threads", CREAT | EXCL | RW, perm(0o600)) {
+                    let before = MINE.with(std::cell::Cell::get);
+                    let r = shm.open("/threads", CREAT | EXCL | RW, perm(0o600));
+                    let locked = MINE.with(std::cell::Cell::get) - before;
+                    match r {
                         Ok(_) => {
+                            assert_eq!(locked, 1, "a create took the lock once");
                             let _ = shm.unlink("/threads");
                         }
-                        Err(e) => assert_eq!(e.raw_os_error(), libc::EEXIST, "{e}"),
+                        Err(e) => {
+                            assert_eq!(e.raw_os_error(), libc::EEXIST, "{e}");
+                            // EEXIST either under the lock, or at once when the object was
+                            // already there.
+                            assert!(locked <= 1);
+                            if locked == 0 {
+                                without_lock.fetch_add(1, Ordering::SeqCst);
+                            }
+                        }
                     }
                 }
             })
@@ -169,7 +188,10 @@ fn threads_of_one_process_exclude_each_other() {
         1,
         "two threads held the lock at once"
     );
-    assert_eq!(acquisitions.load(Ordering::SeqCst), 800);
+    assert_eq!(
+        acquisitions.load(Ordering::SeqCst) + without_lock.load(Ordering::SeqCst),
+        800
+    );
     assert!(lock_files(d.path()).is_empty());
 }
 

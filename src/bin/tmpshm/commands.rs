@@ -274,7 +274,8 @@ fn read_chunk(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
     Ok(filled)
 }
 
-pub fn write(shm: &ShmDir, name: &OsStr, offset: u64) -> Result<(), CliError> {
+pub fn write(shm: &ShmDir, name: &OsStr, offset: usize) -> Result<(), CliError> {
+    let offset = offset as u64;
     let mut obj = ShmOptions::new().dir(shm.clone()).open(name)?;
     let shown = show(obj.name()).to_string();
     let file_path = show_path(obj.path()).to_string();

@@ -99,7 +99,7 @@ enum Command {
         name: OsString,
         /// Where to start writing; K, M, G suffixes allowed.
         #[arg(long, value_parser = fmt::parse_size, default_value = "0")]
-        offset: u64,
+        offset: usize,
     },
     /// Copy NAME's contents to stdout.
     Cat {

@@ -333,7 +333,7 @@ fn snag(shm: &ShmDir) -> Result<(), CliError> {
             ),
         }
         println!(
-            "the cure: ShmOptions::create publishes the file already sized (temp file, ftruncate, link), so this state is never visible"
+            "the cure: ShmOptions::create publishes the file already sized (a temporary file, reserved with fallocate, renamed into place with renameat2), so this state is never visible"
         );
         Ok(())
     })();
