@@ -276,6 +276,8 @@ impl ShmDir {
     ///   users may both read and write the object, or the lock file is busy and other users may
     ///   open it.
     /// - `ELOOP`: a symbolic link is at the data or lock path; it is never followed.
+    /// - `ENOSYS`: creating needs the lock, and the directory's file system has no `flock(2)`
+    ///   (some FUSE and NFS mounts); said at once, with the file system's own answer.
     /// - `EMFILE`, `ENFILE`, `ENOSPC`, `EROFS`, `ENOTDIR`: as `open(2)`.
     ///
     /// `EINTR` is never returned: interrupted calls are retried.

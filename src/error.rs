@@ -269,6 +269,7 @@ pub(crate) enum Why {
     NameNowOther,
     NameTaken,
     NotASemaphore { size: u64 },
+    NoFlock(Errno),
 }
 
 impl fmt::Display for Why {
@@ -353,6 +354,11 @@ impl fmt::Display for Why {
             ),
             Why::NameNowOther => f.write_str("the name now names another object; leaving it alone"),
             Why::NameTaken => f.write_str("something is already at the data path"),
+            Why::NoFlock(e) => write!(
+                f,
+                "this file system does not support flock(2) ({e:?}), which the creation lock \
+                 needs; use a directory on a local file system, such as a tmpfs (/dev/shm)"
+            ),
             Why::NotASemaphore { size } => write!(
                 f,
                 "the file is {size} bytes long, not one sem_t ({} bytes): not a semaphore",

@@ -469,7 +469,10 @@ fn collect(path: &Path, role: Role, call: &Call<'_>) -> Result<Collected> {
     let locked = match call.lock(role, &c, fd, false) {
         Ok(l) => l,
         Err((_, Errno::EWOULDBLOCK)) => return Ok(Collected::Held),
-        Err((_, e)) => return Err(fail(e)),
+        Err((_, e)) => {
+            let f = crate::lock::flock_error(e, crate::error::At::Lock);
+            return Err(f.into_error(Some(path.to_path_buf())));
+        }
     };
     let held = fstat(locked.as_fd()).map_err(fail)?;
     if held.st_nlink == 0 {

@@ -78,6 +78,18 @@ fn open_lock_file(call: &Call<'_>, path: &CStr) -> Result<(OwnedFd, bool), Fail>
     })
 }
 
+/// A `flock(2)` failure. Some file systems (certain FUSE and NFS mounts, some Android storage)
+/// have no `flock`: that is `ENOSYS`, with a reason that names the cause, at once (the lock
+/// is never skipped).
+pub(crate) fn flock_error(e: Errno, at: At) -> Fail {
+    match e {
+        Errno::ENOSYS | Errno::EOPNOTSUPP | Errno::ENOLCK => {
+            Fail::new(Errno::ENOSYS, Op::Lock, at).why(Why::NoFlock(e))
+        }
+        e => Fail::new(e, Op::Lock, at),
+    }
+}
+
 fn fstat_lock(fd: impl AsFd) -> Result<FileStat, Fail> {
     fstat(fd.as_fd()).map_err(|e| Fail::new(e, Op::Lock, At::Lock))
 }
@@ -124,9 +136,15 @@ pub(crate) fn acquire<'a>(call: &'a Call<'a>, path: &'a CStr) -> Result<LockGuar
                     path: as_path(path),
                 });
                 call.lock(Role::Lock, path, fd, true)
-                    .map_err(|(_, e)| Fail::new(e, Op::Lock, At::Lock))?
+                    .map_err(|(_, e)| flock_error(e, At::Lock))?
             }
-            Err((_, e)) => return Err(Fail::new(e, Op::Lock, At::Lock)),
+            Err((_, e)) => {
+                if created {
+                    // Ours, and of no use: leave nothing behind.
+                    let _ = call.unlink(Role::Lock, path);
+                }
+                return Err(flock_error(e, At::Lock));
+            }
         };
         let st = fstat_lock(&locked)?;
         if st.st_nlink == 0 {

@@ -168,7 +168,7 @@ fn make_temp<'c>(call: &'c Call<'c>, target: &Target<'_>) -> Result<Temp<'c>, Fa
             Ok(l) => l,
             Err((_, e)) => {
                 let _ = call.unlink(Role::Temp, path.as_cstr());
-                return Err(Fail::new(e, Op::Lock, at));
+                return Err(lock::flock_error(e, at));
             }
         };
         let temp = Temp {

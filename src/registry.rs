@@ -2,14 +2,14 @@
 //! shared by every open of it in the process until it has been closed as often as opened
 //! (POSIX: a second `sem_open` of the same semaphore returns the same address).
 //!
-//! A fixed table under a small lock: no heap allocation (the C entry points promise none), and
-//! a `fork` in another thread cannot leave the child with the lock held (`pthread_atfork` takes
-//! it around every fork).
+//! A fixed table under a small lock: no heap allocation (the C entry points promise none). The
+//! lock word holds the pid of the process whose thread holds it, so a child forked while
+//! another thread of its parent held the lock sees a pid not its own and takes the lock over
+//! (it is the child's only thread): a `fork` can never leave the table locked for good.
 #![allow(unsafe_code)]
 
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Once;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use nix::errno::Errno;
 
@@ -36,48 +36,43 @@ const FREE: Slot = Slot {
 };
 
 struct Table {
-    locked: AtomicBool,
+    /// 0: free; else the pid of the process one of whose threads holds the lock.
+    holder: AtomicU32,
     slots: std::cell::UnsafeCell<[Slot; SLOTS]>,
 }
 
-// SAFETY: `slots` is only touched while `locked` is held (see `with`).
+// SAFETY: `slots` is only touched while `holder` is ours (see `with`).
 unsafe impl Sync for Table {}
 
 static TABLE: Table = Table {
-    locked: AtomicBool::new(false),
+    holder: AtomicU32::new(0),
     slots: std::cell::UnsafeCell::new([FREE; SLOTS]),
 };
 
 fn lock() {
-    while TABLE
-        .locked
-        .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
-        .is_err()
-    {
+    let me = std::process::id();
+    loop {
+        let now = TABLE.holder.load(Ordering::Relaxed);
+        // Free, or held by the process we were forked from (whose threads did not follow us).
+        let takeable = now == 0 || now != me;
+        if takeable
+            && TABLE
+                .holder
+                .compare_exchange_weak(now, me, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
+        {
+            return;
+        }
         std::thread::yield_now();
     }
 }
 
 fn unlock() {
-    TABLE.locked.store(false, Ordering::Release);
-}
-
-extern "C" fn before_fork() {
-    lock();
-}
-
-extern "C" fn after_fork() {
-    unlock();
+    TABLE.holder.store(0, Ordering::Release);
 }
 
 /// Runs `f` on the table, under the lock.
 fn with<R>(f: impl FnOnce(&mut [Slot; SLOTS]) -> R) -> R {
-    static ATFORK: Once = Once::new();
-    ATFORK.call_once(|| {
-        // SAFETY: the handlers only take and release the table's lock; they stay valid for the
-        // life of the process.
-        unsafe { libc::pthread_atfork(Some(before_fork), Some(after_fork), Some(after_fork)) };
-    });
     lock();
     struct Release;
     impl Drop for Release {

@@ -311,3 +311,102 @@ fn real_tmp_default_directory() {
     shm.unlink(name.as_str()).unwrap();
     assert!(!path.exists());
 }
+
+#[test]
+fn the_lowest_free_descriptor_is_returned_on_every_path() {
+    // POSIX: shm_open returns the lowest free descriptor. A create opens the lock file first;
+    // the object's fd must not stay above it. In a child, so that no other test's fds move.
+    let code = run_in_child(Duration::from_secs(30), || -> Result<String, String> {
+        let d = tempfile::tempdir().map_err(|e| e.to_string())?;
+        std::env::set_var("TMPSHM_DIR", d.path());
+        // The lowest free descriptor now (taken by a dup, and given back).
+        let hole = || -> Result<i32, String> {
+            let fd = nix::unistd::dup(std::io::stdin()).map_err(|e| e.to_string())?;
+            Ok(fd.as_raw_fd())
+        };
+        let c_open = |name: &std::ffi::CStr, oflag: i32| {
+            // SAFETY: a NUL-terminated name.
+            unsafe {
+                tmpshm::capi::shm_open(name.as_ptr(), oflag, 0o600, tmpshm::capi::Names::Strict)
+            }
+        };
+        let shm = ShmDir::new(d.path());
+        let mut seen = Vec::new();
+        for (what, oflag) in [
+            ("create", libc::O_CREAT | libc::O_RDWR),
+            ("open", libc::O_RDWR),
+            (
+                "open O_CREAT of an existing object",
+                libc::O_CREAT | libc::O_RDWR,
+            ),
+        ] {
+            let want = hole()?;
+            let fd = c_open(c"/low", oflag);
+            seen.push(format!("{what}: {fd} (lowest free {want})"));
+            if fd != want {
+                return Err(seen.join("; "));
+            }
+            // SAFETY: the fd the call returned, ours to close.
+            unsafe { libc::close(fd) };
+        }
+        let want = hole()?;
+        let fd = c_open(c"/low-excl", libc::O_CREAT | libc::O_EXCL | libc::O_RDWR);
+        seen.push(format!("exclusive create: {fd} (lowest free {want})"));
+        if fd != want {
+            return Err(seen.join("; "));
+        }
+        let want = hole()?;
+        let owned = shm
+            .open(
+                "/low-rust",
+                OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_RDWR,
+                perm(0o600),
+            )
+            .map_err(|e| e.to_string())?;
+        seen.push(format!(
+            "ShmDir::open create: {} (lowest free {want})",
+            owned.as_raw_fd()
+        ));
+        if owned.as_raw_fd() != want {
+            return Err(seen.join("; "));
+        }
+        Ok(seen.join("; "))
+    });
+    assert_eq!(code, 0, "see the child's report above");
+}
+
+#[test]
+fn an_exclusive_create_of_an_existing_object_touches_no_lock_file() {
+    // Even a busy lock file that others may open (which a creator refuses to wait on) is not
+    // looked at: the object is there, so the answer is EEXIST, at once.
+    let d = tempfile::tempdir().unwrap();
+    let steps = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = steps.clone();
+    let shm = ShmDir::new(d.path()).with_trace(move |s| sink.lock().unwrap().push(s.to_string()));
+    drop(
+        shm.open("/there", OFlag::O_CREAT | OFlag::O_RDWR, perm(0o600))
+            .unwrap(),
+    );
+    let lock = d.path().join(".SHMLthere");
+    std::fs::write(&lock, b"").unwrap();
+    std::fs::set_permissions(&lock, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    let _held = nix::fcntl::Flock::lock(
+        std::fs::File::open(&lock).unwrap(),
+        nix::fcntl::FlockArg::LockExclusiveNonblock,
+    )
+    .unwrap();
+    steps.lock().unwrap().clear();
+    let e = shm
+        .open(
+            "/there",
+            OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_RDWR,
+            perm(0o600),
+        )
+        .unwrap_err();
+    assert_eq!(e.raw_os_error(), libc::EEXIST, "{e}");
+    let steps = steps.lock().unwrap();
+    assert!(
+        !steps.iter().any(|s| s.starts_with("lock")),
+        "the lock was looked at: {steps:?}"
+    );
+}

@@ -128,7 +128,7 @@ impl Call<'_> {
 
 impl fmt::Display for Call<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "tmpshm[{}]: {}(", std::process::id(), self.func)?;
+        write!(f, "{}(", self.func)?;
         let name = |f: &mut fmt::Formatter<'_>, n: Option<&[u8]>| match n {
             Some(n) => write!(f, "\"{}\"", Escaped::new(n)),
             None => f.write_str("NULL"),
@@ -164,7 +164,7 @@ pub(crate) fn trace(
     path: Option<&StackPath>,
 ) {
     let mut line = Line::new();
-    let _ = write!(line, "{call} = ");
+    let _ = write!(line, "tmpshm[{}]: {call} = ", std::process::id());
     let _ = match result {
         Ok(Ret::Int(v)) => write!(line, "{v}"),
         Ok(Ret::Ptr(p)) => write!(line, "{p:#x}"),
