@@ -79,7 +79,7 @@ fn no_c_entry_point_allocates_on_any_path() {
     std::env::remove_var("TMPSHM_TRACE");
     let mut report = Vec::new();
     let mut check = |what: &str, f: &mut dyn FnMut() -> (i64, i32)| {
-        let ((rc, e), n) = counted(|| f());
+        let ((rc, e), n) = counted(&mut *f);
         report.push(format!("{what}: rc {rc} errno {e}: {n} allocations"));
         (rc, e, n)
     };
