@@ -131,7 +131,8 @@ fn no_c_entry_point_allocates_on_any_path() {
 
     let s = Names::Strict;
     let g = Names::Glibc;
-    let cases: Vec<(&str, Box<dyn FnMut() -> (i64, i32)>)> = vec![
+    type Case<'a> = (&'a str, Box<dyn FnMut() -> (i64, i32) + 'a>);
+    let cases: Vec<Case> = vec![
         (
             "create",
             Box::new(|| open(c"/a", CREAT | EXCL | RW, 0o600, s)),
