@@ -37,9 +37,14 @@ fn ok(dir: &Path, args: &[&str]) -> String {
 
 /// The command fails with exit status 1 and one `tmpshm: ...` line naming `errno` and `needle`.
 fn fails(dir: &Path, args: &[&str], errno: &str, needle: &str) -> String {
+    fails_with(1, dir, args, errno, needle)
+}
+
+/// As [`fails`], with exit status `code` (2: a usage error, such as a name the rules refuse).
+fn fails_with(code: i32, dir: &Path, args: &[&str], errno: &str, needle: &str) -> String {
     let out = run(dir, args);
     let err = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert_eq!(out.status.code(), Some(1), "tmpshm {args:?}: {err}");
+    assert_eq!(out.status.code(), Some(code), "tmpshm {args:?}: {err}");
     assert_eq!(err.lines().count(), 1, "one line expected: {err}");
     assert!(err.starts_with("tmpshm: "), "{err}");
     assert!(err.contains(errno), "{errno} expected: {err}");
@@ -86,7 +91,9 @@ fn create_sizes_and_modes_exactly_and_refuses_an_existing_name() {
         "EINVAL",
         "smaller than the 8192 bytes",
     );
-    fails(
+    // A name the rules refuse is a usage error, as clap's are: status 2.
+    fails_with(
+        2,
         d.path(),
         &["create", "nope", "--size", "1"],
         "EINVAL",
@@ -1108,4 +1115,32 @@ fn cli_stat_probes_only_the_lock_file_of_that_name() {
         .collect();
     assert_eq!(probes.len(), 1, "{stderr}");
     assert!(probes[0].ends_with(".SHMLone"), "{stderr}");
+}
+
+#[test]
+fn completions_man_page_and_human_sizes() {
+    let d = tempfile::tempdir().unwrap();
+    for shell in ["bash", "zsh", "fish"] {
+        let out = ok(d.path(), &["completions", shell]);
+        assert!(
+            out.contains("create") && out.contains("exec"),
+            "{shell}: {out}"
+        );
+    }
+    let man = ok(d.path(), &["man"]);
+    assert!(
+        man.starts_with(".ie") || man.contains(".TH tmpshm"),
+        "{man}"
+    );
+    assert!(man.contains("exec"), "{man}");
+    ok(d.path(), &["create", "/big", "--size", "1536K"]);
+    let ls = ok(d.path(), &["ls"]);
+    assert!(ls.contains("1.5M"), "{ls}");
+    // JSON keeps exact bytes, and a lock file that cannot be probed says why in its own field.
+    let v = json(&ok(d.path(), &["ls", "--json"]));
+    assert_eq!(v["objects"][0]["size"], 1536 * 1024);
+    nix::unistd::mkfifo(&d.path().join(".SHMLbig"), perm(0o600)).unwrap();
+    let v = json(&ok(d.path(), &["ls", "--json"]));
+    assert_eq!(v["locks"][0]["state"], "unknown", "{v}");
+    assert_eq!(v["locks"][0]["errno"], "EINVAL", "{v}");
 }

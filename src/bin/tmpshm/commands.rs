@@ -49,11 +49,12 @@ fn lock_state_text(state: LockState) -> String {
     }
 }
 
-fn lock_state_json(state: LockState) -> (Value, Value) {
+/// `state`, `pid` and `errno` of a lock file, as JSON fields.
+fn lock_state_json(state: LockState) -> (Value, Value, Value) {
     match state {
-        LockState::Held { pid } => (json!("held"), json!(pid)),
-        LockState::Stale => (json!("stale"), Value::Null),
-        LockState::Unknown(e) => (json!(format!("unknown: {e}")), Value::Null),
+        LockState::Held { pid } => (json!("held"), json!(pid), Value::Null),
+        LockState::Stale => (json!("stale"), Value::Null, Value::Null),
+        LockState::Unknown(e) => (json!("unknown"), Value::Null, json!(format!("{e:?}"))),
     }
 }
 
@@ -75,7 +76,7 @@ fn object_json(o: &ObjectInfo) -> Value {
 }
 
 fn lock_json(l: &LockInfo) -> Value {
-    let (state, pid) = lock_state_json(l.state);
+    let (state, pid, errno) = lock_state_json(l.state);
     let (kind, name) = match &l.kind {
         AuxKind::Lock { name, .. } => ("lock", json!(show(name).to_string())),
         _ => ("temp", Value::Null),
@@ -95,6 +96,7 @@ fn lock_json(l: &LockInfo) -> Value {
         "modified": utc(l.modified),
         "state": state,
         "pid": pid,
+        "errno": errno,
     })
 }
 
@@ -104,6 +106,26 @@ const SCHEMA: u32 = 1;
 fn print_json(v: &Value) -> Result<(), CliError> {
     println!("{}", serde_json::to_string_pretty(v)?);
     Ok(())
+}
+
+/// `1536` as `1.5K`, `4096` as `4K`, `123` as `123`: sizes in powers of 1024, as `ls -h`
+/// shows them (`ls --json` and `stat` give exact bytes).
+pub fn human_size(n: u64) -> String {
+    const UNITS: [&str; 6] = ["K", "M", "G", "T", "P", "E"];
+    if n < 1024 {
+        return n.to_string();
+    }
+    let mut v = n as f64 / 1024.0;
+    let mut unit = 0;
+    while v >= 1024.0 && unit < UNITS.len() - 1 {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if v < 10.0 && v.fract() != 0.0 {
+        format!("{:.1}{}", (v * 10.0).ceil() / 10.0, UNITS[unit])
+    } else {
+        format!("{:.0}{}", v.ceil(), UNITS[unit])
+    }
 }
 
 /// A semaphore's value now, or why it cannot be read.
@@ -118,7 +140,12 @@ fn sem_value(shm: &ShmDir, name: &OsStr) -> Result<i32, String> {
 fn info_json(shm: &ShmDir, o: &ObjectInfo) -> Value {
     let mut v = object_json(o);
     if o.kind == ObjectKind::Sem {
-        v["value"] = sem_value(shm, &o.name).map_or(Value::Null, |n| json!(n));
+        let (value, errno) = match sem_value(shm, &o.name) {
+            Ok(n) => (json!(n), Value::Null),
+            Err(e) => (Value::Null, json!(e)),
+        };
+        v["value"] = value;
+        v["value_errno"] = errno;
     }
     v
 }
@@ -164,7 +191,7 @@ pub fn ls(shm: &ShmDir, json: bool) -> Result<(), CliError> {
             println!(
                 "{:<w$}  {:>10}  {:04o}  {:<8}  {:<20}  {}",
                 show(&o.name),
-                o.size,
+                human_size(o.size),
                 o.mode,
                 owner(o.uid),
                 utc(o.modified),
@@ -356,7 +383,7 @@ fn rm_names(names: &[OsString], escaped: bool) -> Result<Vec<OsString>, CliError
 pub fn rm(shm: &ShmDir, names: &[OsString], escaped: bool, sem: bool) -> Result<(), CliError> {
     // Every escaped name is checked before the first is removed.
     let names = rm_names(names, escaped)?;
-    let mut failed = false;
+    let (mut failed, mut usage) = (false, false);
     let sems = SemOptions::new().dir(shm.clone());
     for name in &names {
         let removed = if sem {
@@ -369,11 +396,12 @@ pub fn rm(shm: &ShmDir, names: &[OsString], escaped: bool, sem: bool) -> Result<
             Err(e) => {
                 eprintln!("tmpshm: {}", error_line(&e));
                 failed = true;
+                usage |= crate::is_usage(&e);
             }
         }
     }
     if failed {
-        return Err(AlreadyReported.into());
+        return Err(AlreadyReported { usage }.into());
     }
     Ok(())
 }
@@ -393,7 +421,24 @@ pub fn gc(shm: &ShmDir) -> Result<(), CliError> {
         eprintln!("tmpshm: {}", error_line(e));
     }
     if !report.failed.is_empty() {
-        return Err(AlreadyReported.into());
+        return Err(AlreadyReported { usage: false }.into());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::human_size;
+
+    #[test]
+    fn sizes_for_people() {
+        assert_eq!(human_size(0), "0");
+        assert_eq!(human_size(1023), "1023");
+        assert_eq!(human_size(1024), "1K");
+        assert_eq!(human_size(1536), "1.5K");
+        assert_eq!(human_size(4096), "4K");
+        assert_eq!(human_size(10 * 1024 + 1), "11K");
+        assert_eq!(human_size(8 << 20), "8M");
+        assert_eq!(human_size(3 << 30), "3G");
+    }
 }

@@ -162,6 +162,13 @@ enum Command {
         #[arg(default_value = "/blah")]
         name: String,
     },
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to stdout.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff) to stdout: `tmpshm man | man -l -`.
+    Man,
     /// (internal) Open NAME read-only, map it and print what it holds: the demo's second process.
     #[command(hide = true)]
     DemoRead {
@@ -232,9 +239,13 @@ LOCK:
 /// Any failure of a command: printed as one line, exit status 1.
 pub type CliError = Box<dyn std::error::Error>;
 
-/// A failure whose lines were already printed (one per failed file): exit 1, print nothing more.
+/// A failure whose lines were already printed (one per failed file): print nothing more; exit
+/// 2 if one of them was a usage error (a name the rules refuse), else 1.
 #[derive(Debug)]
-pub struct AlreadyReported;
+pub struct AlreadyReported {
+    /// One of the failures was a usage error.
+    pub usage: bool,
+}
 
 impl std::fmt::Display for AlreadyReported {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -281,6 +292,11 @@ fn shm_dir(
         None => {}
     }
     Ok((shm, source))
+}
+
+/// Whether tmpshm refused the request itself, before touching anything (a name or flags).
+pub fn is_usage(e: &tmpshm::Error) -> bool {
+    matches!(e.op(), tmpshm::Op::Name | tmpshm::Op::Flags)
 }
 
 fn main() -> ExitCode {
@@ -337,6 +353,17 @@ fn main() -> ExitCode {
         Command::Demo { name } => demo::run(&shm, &name),
         Command::DemoRead { name } => demo::read(&shm, &name),
         Command::Exec { .. } => unreachable!("handled above"),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(shell, &mut Cli::command(), "tmpshm", &mut std::io::stdout());
+            Ok(())
+        }
+        Command::Man => {
+            use clap::CommandFactory;
+            clap_mangen::Man::new(Cli::command())
+                .render(&mut std::io::stdout())
+                .map_err(|e| fmt::os_err("writing the manual page", &e).into())
+        }
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -344,7 +371,14 @@ fn main() -> ExitCode {
             if !e.is::<AlreadyReported>() {
                 eprintln!("tmpshm: {}", fmt::error_line(&*e));
             }
-            ExitCode::FAILURE
+            // A name or flag the rules refuse is a usage error, as clap's own are: 2.
+            let usage = e.downcast_ref::<tmpshm::Error>().is_some_and(is_usage)
+                || e.downcast_ref::<AlreadyReported>().is_some_and(|r| r.usage);
+            if usage {
+                ExitCode::from(2)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }
