@@ -186,7 +186,8 @@ macro_rules! object_fields {
   object         \"shm\" (shared memory) or \"sem\" (a named semaphore)
   kind           file, directory, symlink, fifo, socket or other (only a file can be opened)
   size           bytes
-  value          a semaphore's value now (null if it cannot be read; absent for shm)
+  value          a semaphore's value now (null if it cannot be read, value_errno says why;
+                 absent for shm)
   mode           permission bits in octal, e.g. \"0600\"
   uid, gid       owner and group ids; owner: the user name, or the uid
   nlink          hard links (more than one: every open refuses it)
@@ -200,7 +201,8 @@ macro_rules! lock_fields {
   object         \"shm\" or \"sem\": the kind of object it belongs to
   name           the object it locks, escaped (null for temp)
   path, uid, owner, size, modified   as for objects
-  state          \"held\", \"stale\" or \"unknown: ERRNO\"; pid: the holder when known, else null"
+  state          \"held\", \"stale\" or \"unknown\"; pid: the holder when known, else null;
+                 errno: why the state is unknown (e.g. \"EACCES\"), else null"
     };
 }
 
