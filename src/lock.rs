@@ -180,10 +180,27 @@ pub(crate) fn acquire<'a>(call: &'a Call<'a>, path: &'a CStr) -> Result<LockGuar
 }
 
 impl LockGuard<'_> {
-    /// The lock file's descriptor number.
-    pub(crate) fn raw_fd(&self) -> std::os::fd::RawFd {
-        use std::os::fd::AsRawFd;
-        self.file.as_ref().map_or(-1, |f| f.fd().as_raw_fd())
+    /// Releases the lock, and moves `fd` (opened after the lock file) down into the lock
+    /// file's descriptor number if that is lower (see [`Locked::unlock_moving`]).
+    pub(crate) fn release_moving(mut self, fd: OwnedFd) -> OwnedFd {
+        match self.file.take() {
+            Some(locked) => {
+                self.unlink_released();
+                locked.unlock_moving(fd)
+            }
+            None => fd,
+        }
+    }
+
+    /// The release step before the unlock: trace it, then unlink while still holding the flock,
+    /// so a waiter that wakes up sees `st_nlink == 0`. A failure (someone else's lock file in a
+    /// sticky directory) leaves a file that the next locker simply reuses; there is nothing
+    /// better to do with it here.
+    fn unlink_released(&self) {
+        self.call.emit(Step::LockReleased {
+            path: as_path(self.path),
+        });
+        let _ = retry(|| nix::unistd::unlink(self.path));
     }
 
     /// The locked file (for tests of the protocol's invariants).
@@ -195,15 +212,11 @@ impl LockGuard<'_> {
 
 impl Drop for LockGuard<'_> {
     fn drop(&mut self) {
-        self.call.emit(Step::LockReleased {
-            path: as_path(self.path),
-        });
-        // Unlink while still holding the flock, so a waiter that wakes up sees st_nlink == 0.
-        // A failure (someone else's lock file in a sticky directory) leaves a file that the
-        // next locker simply reuses; there is nothing better to do with it here.
-        let _ = retry(|| nix::unistd::unlink(self.path));
-        // Then unlock and close.
-        drop(self.file.take());
+        if let Some(locked) = self.file.take() {
+            self.unlink_released();
+            // Then unlock and close.
+            drop(locked);
+        }
     }
 }
 

@@ -9,7 +9,7 @@
 //! check; `ftruncate` does it once the file has passed.
 
 use std::ffi::CStr;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, OwnedFd};
 
 use nix::errno::Errno;
 use nix::fcntl::{fcntl, FcntlArg, OFlag};
@@ -19,7 +19,7 @@ use crate::call::Call;
 use crate::error::{At, Fail, FlagError, Op, Role, Why};
 use crate::lock;
 use crate::name::Target;
-use crate::sys::{self, as_path, retry, Reserved};
+use crate::sys::{as_path, retry, Reserved};
 use crate::trace::Step;
 use crate::vet;
 
@@ -115,21 +115,12 @@ pub(crate) fn open(call: &Call<'_>, target: &Target<'_>, req: Request) -> Result
             done => break done?,
         }
     };
-    let lock_fd = guard.as_ref().map(|g| g.raw_fd());
-    drop(guard);
-    Ok(lowest(fd, lock_fd))
-}
-
-/// POSIX wants `shm_open` to return the lowest free descriptor. A create opened the lock file
-/// first, so the object's fd sits above the lock's, which is free again now: move it down.
-fn lowest(fd: OwnedFd, lock_fd: Option<RawFd>) -> OwnedFd {
-    match lock_fd {
-        Some(l) if l < fd.as_raw_fd() => match sys::dup_lowest(fd.as_fd()) {
-            Ok(low) if low.as_raw_fd() < fd.as_raw_fd() => low,
-            _ => fd,
-        },
-        _ => fd,
-    }
+    // POSIX wants shm_open to return the lowest free descriptor: the lock file was opened
+    // first, so the object's fd moves down into the lock's number as the lock is released.
+    Ok(match guard {
+        Some(g) => g.release_moving(fd),
+        None => fd,
+    })
 }
 
 /// `shm_unlink(3)` in `target`.
