@@ -390,3 +390,266 @@ pub fn seed() -> u64 {
                 .as_nanos() as u64
         })
 }
+
+// ---------------------------------------------------------------------------------------------
+// Real programs: the preload library, programs compiled from tests/programs/, bounded runs.
+
+/// The directory of this crate (the workspace root).
+pub fn crate_dir() -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The cargo target directory of this test binary (`<target>/<profile>/deps/<test>`).
+pub fn cargo_target_dir() -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    exe.ancestors()
+        .nth(3)
+        .expect("a test binary lives in <target>/<profile>/deps")
+        .to_path_buf()
+}
+
+fn newest_mtime(p: &Path, newest: &mut std::time::SystemTime) {
+    let Ok(meta) = std::fs::metadata(p) else {
+        return;
+    };
+    if meta.is_dir() {
+        for e in std::fs::read_dir(p).into_iter().flatten().flatten() {
+            newest_mtime(&e.path(), newest);
+        }
+    } else if let Ok(m) = meta.modified() {
+        *newest = (*newest).max(m);
+    }
+}
+
+/// Whether `built` exists and is at least as new as every file of `sources`.
+fn fresh(built: &Path, sources: &[std::path::PathBuf]) -> bool {
+    let mut newest = std::time::SystemTime::UNIX_EPOCH;
+    for s in sources {
+        newest_mtime(s, &mut newest);
+    }
+    built
+        .metadata()
+        .and_then(|m| m.modified())
+        .is_ok_and(|m| m >= newest)
+}
+
+/// `libtmpshm_preload.so`, up to date with the sources, as an absolute path.
+///
+/// `$TMPSHM_PRELOAD` wins; else `<target>/release/libtmpshm_preload.so` when it is newer than
+/// every source (`.ci/run` builds it first); else the copy a test suite built in
+/// `<target>/compat-so` if that one is; else a `cargo build --release -p tmpshm-preload` into
+/// `<target>/compat-so` (a target directory of its own: the running `cargo test` holds the
+/// lock of the main one).
+pub fn preload_library() -> std::path::PathBuf {
+    static FOUND: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    FOUND
+        .get_or_init(|| {
+            if let Some(p) = std::env::var_os("TMPSHM_PRELOAD").filter(|p| !p.is_empty()) {
+                return std::path::absolute(p).unwrap();
+            }
+            let ws = crate_dir();
+            let sources: Vec<_> = ["src", "compat/preload", "Cargo.toml", "Cargo.lock"]
+                .iter()
+                .map(|s| ws.join(s))
+                .collect();
+            let target = cargo_target_dir();
+            let own = target.join("compat-so");
+            let file = "libtmpshm_preload.so";
+            for p in [
+                target.join("release").join(file),
+                own.join("release").join(file),
+            ] {
+                if fresh(&p, &sources) {
+                    return p;
+                }
+            }
+            let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+            eprintln!(
+                "building {file} into {} (target/release/{file} is missing or older than the \
+                 sources)",
+                own.display()
+            );
+            let st = std::process::Command::new(cargo)
+                .current_dir(&ws)
+                .args(["build", "--release", "--lib", "-p", "tmpshm-preload"])
+                .arg("--target-dir")
+                .arg(&own)
+                .status()
+                .expect("run cargo");
+            assert!(st.success(), "cargo build -p tmpshm-preload failed");
+            own.join("release").join(file)
+        })
+        .clone()
+}
+
+/// How to build a program of `tests/programs/`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Build {
+    /// A C program: `cc -std=c11 ... -pthread`.
+    C,
+    /// A C shared library (`-shared -fPIC`), for `LD_PRELOAD`.
+    CShared,
+    /// A C++ program: `c++ -std=c++17 ... -pthread -lrt`.
+    Cxx,
+}
+
+/// Compiles `tests/programs/<source>` into `<target>/tmpshm-programs/<out>` unless a build
+/// newer than the source is there, and returns it. The directory is under the target
+/// directory (readable by every user, so a test may run the program as another one). Panics
+/// with the compiler's output if it fails; callers that can skip check
+/// [`compiler_missing`] first.
+pub fn program(source: &str, out: &str, build: Build) -> std::path::PathBuf {
+    static BUILD: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one_at_a_time = BUILD.lock().unwrap_or_else(|e| e.into_inner());
+    let src = crate_dir().join("tests/programs").join(source);
+    let dir = cargo_target_dir().join("tmpshm-programs");
+    std::fs::create_dir_all(&dir).unwrap();
+    let exe = dir.join(out);
+    if fresh(&exe, std::slice::from_ref(&src)) {
+        return exe;
+    }
+    let (compiler, args): (String, &[&str]) = match build {
+        Build::C => (
+            std::env::var("CC").unwrap_or_else(|_| "cc".into()),
+            &[
+                "-std=c11",
+                "-D_GNU_SOURCE",
+                "-Wall",
+                "-Wextra",
+                "-Werror",
+                "-O1",
+                "-pthread",
+            ],
+        ),
+        Build::CShared => (
+            std::env::var("CC").unwrap_or_else(|_| "cc".into()),
+            &[
+                "-std=c11", "-Wall", "-Wextra", "-Werror", "-O1", "-shared", "-fPIC",
+            ],
+        ),
+        Build::Cxx => (
+            std::env::var("CXX").unwrap_or_else(|_| "c++".into()),
+            &[
+                "-std=c++17",
+                "-Wall",
+                "-Wextra",
+                "-Werror",
+                "-O1",
+                "-pthread",
+            ],
+        ),
+    };
+    // Built under another name and renamed: a program is never seen half written.
+    let partial = dir.join(format!(".{out}.{}", std::process::id()));
+    let o = std::process::Command::new(&compiler)
+        .args(args)
+        .arg("-o")
+        .arg(&partial)
+        .arg(&src)
+        .args(if build == Build::Cxx {
+            &["-lrt"][..]
+        } else {
+            &[]
+        })
+        .output()
+        .unwrap_or_else(|e| panic!("run {compiler}: {e} (install gcc and g++)"));
+    assert!(
+        o.status.success(),
+        "{compiler} {}: {}",
+        src.display(),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    std::fs::rename(&partial, &exe).unwrap();
+    exe
+}
+
+/// Why a program of kind `build` cannot be compiled here (no compiler), if so.
+pub fn compiler_missing(build: Build) -> Option<String> {
+    let (var, default) = match build {
+        Build::C | Build::CShared => ("CC", "cc"),
+        Build::Cxx => ("CXX", "c++"),
+    };
+    let compiler = std::env::var(var).unwrap_or_else(|_| default.into());
+    match std::process::Command::new(&compiler)
+        .arg("--version")
+        .output()
+    {
+        Ok(o) if o.status.success() => None,
+        _ => Some(format!("no working {compiler} (apt-get install gcc g++)")),
+    }
+}
+
+/// The file `prog` names, searched in `$PATH` as a shell does, if any.
+pub fn in_path(prog: &str) -> Option<std::path::PathBuf> {
+    use std::os::unix::fs::MetadataExt;
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|d| d.join(prog))
+        .find(|c| std::fs::metadata(c).is_ok_and(|m| m.is_file() && m.mode() & 0o111 != 0))
+}
+
+/// Runs `cmd` in a process group of its own with its output in files, waiting at most
+/// `limit` (a hang detector, not a speed test): past it the whole group is killed and the
+/// test fails with what the program printed so far.
+pub fn run_limited(cmd: &mut std::process::Command, limit: Duration) -> std::process::Output {
+    use std::io::Seek;
+    use std::os::unix::process::CommandExt;
+    let mut out = tempfile::tempfile().unwrap();
+    let mut err = tempfile::tempfile().unwrap();
+    let mut child = cmd
+        .stdin(std::process::Stdio::null())
+        .stdout(out.try_clone().unwrap())
+        .stderr(err.try_clone().unwrap())
+        .process_group(0)
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
+    let until = Instant::now() + limit;
+    let status = loop {
+        if let Some(st) = child.try_wait().expect("wait") {
+            break Some(st);
+        }
+        if Instant::now() > until {
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let pgid = Pid::from_raw(child.id() as i32);
+    // Whatever it started and left running goes with it.
+    let _ = killpg(pgid, Signal::SIGKILL);
+    let Some(status) = status else {
+        let _ = child.wait();
+        let mut text = String::new();
+        let _ = err
+            .rewind()
+            .and_then(|()| err.read_to_string(&mut text).map(drop));
+        panic!("{cmd:?} still running after {limit:?} (killed); stderr:\n{text}")
+    };
+    let mut stdout = Vec::new();
+    let mut stderr = Vec::new();
+    out.rewind().unwrap();
+    out.read_to_end(&mut stdout).unwrap();
+    err.rewind().unwrap();
+    err.read_to_end(&mut stderr).unwrap();
+    std::process::Output {
+        status,
+        stdout,
+        stderr,
+    }
+}
+
+/// stdout and stderr of `o`, for a failure message.
+pub fn show_output(o: &std::process::Output) -> String {
+    format!(
+        "{}\n--- stdout:\n{}--- stderr:\n{}",
+        o.status,
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// The tmpshm files (`.SHMD`, `.SHML`, `.SHMT`, `.SEMD`, `.SEML`, `.SEMT`...) in `dir`.
+pub fn tmpshm_files(dir: &Path) -> Vec<String> {
+    entries(dir)
+        .into_iter()
+        .filter(|n| n.starts_with(".SHM") || n.starts_with(".SEM"))
+        .collect()
+}
