@@ -684,3 +684,54 @@ fn a_directory_that_cannot_work_is_named_once_per_process() {
         d.path().to_str().unwrap(),
     );
 }
+
+#[test]
+fn a_program_with_file_capabilities_gets_the_warning() {
+    let test = "a_program_with_file_capabilities_gets_the_warning";
+    if skip_unless_root(test) {
+        return;
+    }
+    let Some(setcap) = in_path("setcap").or_else(|| {
+        ["/usr/sbin/setcap", "/sbin/setcap"]
+            .map(std::path::PathBuf::from)
+            .into_iter()
+            .find(|p| p.exists())
+    }) else {
+        skip(test, "no setcap (Debian's libcap2-bin)");
+        return;
+    };
+    let d = tempdir();
+    chmod(d.path(), 0o755);
+    let prog = d.path().join("calls-caps");
+    std::fs::copy(calls(), &prog).unwrap();
+    let set = std::process::Command::new(setcap)
+        .arg("cap_net_bind_service+ep")
+        .arg(&prog)
+        .output()
+        .unwrap();
+    if !set.status.success() {
+        skip(
+            test,
+            format_args!(
+                "setcap failed here: {}",
+                String::from_utf8_lossy(&set.stderr).trim()
+            ),
+        );
+        return;
+    }
+    let shm = d.path().join("shm");
+    let o = run(
+        exec(&[OsStr::new("--dir"), shm.as_os_str(), OsStr::new("--")])
+            .arg(&prog)
+            .arg("env"),
+    );
+    assert!(o.status.success(), "{}", show_output(&o));
+    assert!(
+        stderr(&o).contains(&format!(
+            "tmpshm exec: WARNING: {} has file capabilities: the loader ignores LD_PRELOAD for it",
+            prog.display()
+        )),
+        "{}",
+        show_output(&o)
+    );
+}

@@ -172,6 +172,31 @@ fn resolve(prog: &OsStr) -> Option<PathBuf> {
         .find(|c| std::fs::metadata(c).is_ok_and(|m| m.is_file() && m.mode() & 0o111 != 0))
 }
 
+/// Whether `file` carries file capabilities (`security.capability`), which make its run a
+/// secure execution, as set-user-ID does.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn has_file_capabilities(file: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(path) = std::ffi::CString::new(file.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: both strings are NUL-terminated; a NULL buffer of size 0 asks only for the size.
+    let n = unsafe {
+        libc::getxattr(
+            path.as_ptr(),
+            c"security.capability".as_ptr(),
+            std::ptr::null_mut(),
+            0,
+        )
+    };
+    n > 0
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn has_file_capabilities(_file: &Path) -> bool {
+    false
+}
+
 /// Runs the program: never returns unless the exec failed.
 pub fn run(args: Exec) -> Result<(), CliError> {
     let Some(prog) = args.command.first() else {
@@ -185,7 +210,13 @@ pub fn run(args: Exec) -> Result<(), CliError> {
         if std::fs::metadata(&file).is_ok_and(|m| m.mode() & 0o6000 != 0) {
             warn(format_args!(
                 "{} is set-user-ID or set-group-ID: the loader ignores LD_PRELOAD for it, so its \
-                 shm_open calls are the system's",
+                 shm_open and sem_open calls are the system's",
+                show_path(&file)
+            ));
+        } else if has_file_capabilities(&file) {
+            warn(format_args!(
+                "{} has file capabilities: the loader ignores LD_PRELOAD for it, so its \
+                 shm_open and sem_open calls are the system's",
                 show_path(&file)
             ));
         }

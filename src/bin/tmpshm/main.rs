@@ -39,7 +39,8 @@ struct Cli {
     #[arg(long, global = true, value_name = "DIR")]
     dir: Option<PathBuf>,
     /// Print every step of every operation (name check, lock, open flags, fstat, unlock) to
-    /// stderr, or append it to FILE; with `exec`, every shm_open/shm_unlink of the program.
+    /// stderr, or append it to FILE; with `exec`, every shm_open, shm_unlink, sem_open,
+    /// sem_close and sem_unlink of the program.
     #[arg(
         long,
         global = true,
