@@ -108,6 +108,12 @@ pub(crate) fn open(
                 Err(e) => return Err(e),
             }
         }
+        // A semaphore this process could not map must not be created either: the caller would
+        // get EMFILE and find the name taken. (Another thread may still take the last slot in
+        // between; then the create has happened and the open fails, as for any later open.)
+        if registry::full() {
+            return Err(Fail::new(Errno::EMFILE, Op::Map, At::Data));
+        }
         let mut made = None;
         let published = publish(call, target, SEM_SIZE as u64, req.mode, |fd| {
             let m = Mapped::new(fd, SEM_SIZE).map_err(|e| Fail::new(e, Op::Map, At::Data))?;

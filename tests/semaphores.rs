@@ -970,3 +970,37 @@ fn zeroed_sem() -> libc::sem_t {
     // SAFETY: sem_t is plain bytes; sem_init initialises it before any use.
     unsafe { std::mem::zeroed() }
 }
+
+#[test]
+fn a_create_refused_for_a_full_table_leaves_no_semaphore() {
+    let d = shared_tempdir();
+    let dir = d.path().to_path_buf();
+    fork_child(move || {
+        let o = opts(&dir);
+        let mut open = Vec::new();
+        for i in 0..1024 {
+            open.push(
+                o.create(format!("/s{i}").as_str())
+                    .map_err(|e| format!("#{i}: {e}"))?,
+            );
+        }
+        let e = o
+            .create("/one-more")
+            .map(drop)
+            .map_err(|e| e.raw_os_error());
+        ensure!(e == Err(libc::EMFILE), "the 1025th: {e:?}");
+        ensure!(
+            !dir.join(".SEMDone-more").exists(),
+            "EMFILE, yet the semaphore was created"
+        );
+        // An existing one: EMFILE too, and it stays.
+        let e = o.open("/s0").map(drop);
+        ensure!(e.is_ok(), "an open of a mapped one takes no slot: {e:?}");
+        drop(open.pop());
+        o.create("/one-more")
+            .map_err(|e| format!("with a free slot: {e}"))?;
+        Ok(String::new())
+    })
+    .wait(Duration::from_secs(120), "1025 semaphores")
+    .unwrap();
+}
