@@ -335,7 +335,7 @@ unsafe fn sem_open_entry(
         let result = (|| {
             let name = name.ok_or(Fail::new(Errno::EINVAL, Op::Name, At::Name))?;
             // As the kernel does for open(2): the umask takes its bits away.
-            let req = SemRequest::new(flags, mode & !crate::sys::umask(), value)?;
+            let req = SemRequest::new(flags, crate::sem::umasked(flags, mode), value)?;
             let s = settings?;
             let t = target(&s, ObjectKind::Sem, name, entry.names)?;
             let sem = crate::sem::open(&Call::new(s.cross_user, None), &t, req)?;

@@ -153,6 +153,11 @@ pub(crate) fn open(
     })
 }
 
+/// Whether every slot is taken: a new semaphore could not be mapped (`EMFILE`).
+pub(crate) fn full() -> bool {
+    with(|slots| slots.iter().all(|s| s.refs > 0))
+}
+
 /// One close of the semaphore at `addr`: the last one unmaps it. `EINVAL` if no open
 /// semaphore of this process is at `addr`.
 pub(crate) fn close(addr: *mut libc::c_void) -> Result<(), Errno> {

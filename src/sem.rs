@@ -76,6 +76,17 @@ impl SemRequest {
     }
 }
 
+/// `mode` minus the umask when `oflag` creates, as the kernel does for `open(2)`; else `mode`
+/// as it is (it means nothing then). The umask is read only when needed: reading it costs a
+/// read of `/proc/self/status`, more than the rest of an open of an existing semaphore.
+pub(crate) fn umasked(oflag: OFlag, mode: Mode) -> Mode {
+    if oflag.contains(OFlag::O_CREAT) {
+        mode & !crate::sys::umask()
+    } else {
+        mode
+    }
+}
+
 /// `sem_open(3)` in `target`: the address of the semaphore, mapped (one mapping per process).
 pub(crate) fn open(
     call: &Call<'_>,
@@ -96,6 +107,12 @@ pub(crate) fn open(
                 Err(e) if req.create && e.errno == Errno::ENOENT => {}
                 Err(e) => return Err(e),
             }
+        }
+        // A semaphore this process could not map must not be created either: the caller would
+        // get EMFILE and find the name taken. (Another thread may still take the last slot in
+        // between; then the create has happened and the open fails, as for any later open.)
+        if registry::full() {
+            return Err(Fail::new(Errno::EMFILE, Op::Map, At::Data));
         }
         let mut made = None;
         let published = publish(call, target, SEM_SIZE as u64, req.mode, |fd| {
@@ -154,7 +171,7 @@ fn open_in(dir: ShmDir, name: &[u8], req: SemRequest) -> Result<Semaphore> {
 /// [`crate::sem_open`]: the environment's directory, the umask applied to `mode`.
 pub(crate) fn open_env(name: &[u8], oflag: OFlag, mode: Mode, value: u32) -> Result<Semaphore> {
     let dir = ShmDir::from_env()?;
-    let req = SemRequest::new(oflag, mode & !crate::sys::umask(), value)
+    let req = SemRequest::new(oflag, umasked(oflag, mode), value)
         .map_err(|f| dir.error(f, None, name))?;
     open_in(dir, name, req)
 }

@@ -8,7 +8,10 @@
 //! - [`become_nobody`], [`shared_tempdir`], [`skip_unless_root`]: tests of another user.
 //! - [`long`] and [`pick`]: `TMPSHM_LONG=1` selects the long form of every suite.
 //! - [`Rng`] and [`seed`]: randomised tests print their seed; `TMPSHM_SEED` replays one.
+//! - [`clib`]: the shipped C libraries and C programs built against them.
 #![allow(dead_code)] // each test binary uses a part
+
+pub mod clib;
 
 use std::fmt::Display;
 use std::fs::File;

@@ -7,6 +7,8 @@
 //! - [`preload`]: the preload library's `shm_open`/`shm_unlink`, loaded from its file.
 //! - [`diff`]: the matrix of names x operations x prior states, run on both sides.
 //! - [`table`]: the tables of known divergences, one per subject, and their Markdown.
+//! - [`sem`]: the same for named semaphores: glibc's `sem_open` against tmpshm's C entry
+//!   points and the preload library's.
 //!
 //! The `divergences` binary prints the tables and runs the matrix; the tests under
 //! `compat/suite/tests` also run C programs natively, under `LD_PRELOAD`, and linked against
@@ -28,4 +30,5 @@
 pub mod diff;
 pub mod oracle;
 pub mod preload;
+pub mod sem;
 pub mod table;

@@ -2,7 +2,7 @@
 //! differential matrix against one.
 //!
 //! ```text
-//! divergences [--preload]             print a table as Markdown (the README's copies)
+//! divergences [--preload | --sem]     print a table as Markdown (the README's copies)
 //! divergences check [OPTIONS]          run the matrix; exit 1 on an unexplained divergence or
 //!                                      a stale entry
 //! divergences dump [OPTIONS]           run the matrix and print every divergence in full
@@ -10,6 +10,9 @@
 //! --preload        the preload library's interposers (glibc names) and
 //!                  compat/divergences-preload.txt, instead of tmpshm::ShmDir (illumos names)
 //!                  and compat/divergences.txt
+//! --sem            named semaphores and compat/divergences-sem.txt: tmpshm's C entry points
+//!                  (illumos names); with --preload, the preload library's sem_open,
+//!                  sem_close and sem_unlink (glibc names)
 //! OPTIONS: --lib FILE      the preload library to load (default: $TMPSHM_PRELOAD_SO, else
 //!                          libtmpshm_preload.so beside this program, where
 //!                          `cargo build -p tmpshm-preload` of the same profile puts it)
@@ -23,10 +26,11 @@ use std::process::ExitCode;
 
 use tmpshm_compat::diff::{self, Subject};
 use tmpshm_compat::preload::{self, Interposers};
+use tmpshm_compat::sem::{self, SemFns, SemSubject};
 use tmpshm_compat::table::{Table, PRELOAD, SHMDIR};
 
 const USAGE: &str =
-    "usage: divergences [check | dump] [--preload] [--lib FILE] [--as-user UID] [--table FILE]\n";
+    "usage: divergences [check | dump] [--preload] [--sem] [--lib FILE] [--as-user UID] [--table FILE]\n";
 
 fn drop_to(uid: u32) -> Result<(), String> {
     use nix::unistd::{setgid, setgroups, setuid, Gid, Uid};
@@ -71,6 +75,7 @@ fn real_main() -> Result<ExitCode, String> {
         _ => ("table", &args[..]),
     };
     let (mut preload, mut lib, mut as_user, mut table_path) = (false, None, None, None);
+    let mut sem = false;
     while let [flag, more @ ..] = rest {
         let mut value = || -> Result<&String, String> {
             let (v, after) = more
@@ -82,6 +87,10 @@ fn real_main() -> Result<ExitCode, String> {
         match flag.as_str() {
             "--preload" => {
                 preload = true;
+                rest = more;
+            }
+            "--sem" => {
+                sem = true;
                 rest = more;
             }
             "--lib" => lib = Some(PathBuf::from(value()?)),
@@ -100,7 +109,11 @@ fn real_main() -> Result<ExitCode, String> {
             other => return Err(format!("unexpected argument {other:?}\n{USAGE}")),
         }
     }
-    let file = if preload { PRELOAD } else { SHMDIR };
+    let file = match (sem, preload) {
+        (true, _) => sem::TABLE,
+        (false, true) => PRELOAD,
+        (false, false) => SHMDIR,
+    };
     let table = match &table_path {
         Some(p) => {
             let src = std::fs::read_to_string(p).map_err(|e| format!("{p}: {e}"))?;
@@ -112,6 +125,39 @@ fn real_main() -> Result<ExitCode, String> {
     let mut code = ExitCode::SUCCESS;
     match cmd {
         "table" => out = table.markdown(file.column),
+        "check" | "dump" if sem => {
+            // Loaded before dropping privileges: the file need not be readable by that user.
+            let subject = if preload {
+                let path = preload_path(lib)?;
+                SemSubject::Preload(SemFns::preload(&path)?, path)
+            } else {
+                SemSubject::Strict
+            };
+            if let Some(uid) = as_user {
+                drop_to(uid)?;
+            }
+            let report = sem::run(&table, &subject)?;
+            if cmd == "dump" {
+                for d in &report.divergences {
+                    out.push_str(&format!(
+                        "{:<16} {:<36} {:<9} [{}]\n    native {} then {}\n    {} {} then {}\n",
+                        d.case.0,
+                        d.case.1,
+                        d.case.2,
+                        d.explained_by.as_deref().unwrap_or("UNEXPLAINED"),
+                        d.native.result,
+                        d.native.after,
+                        report.subject,
+                        d.tmpshm.result,
+                        d.tmpshm.after
+                    ));
+                }
+            }
+            out.push_str(&report.to_string());
+            if !report.ok() {
+                code = ExitCode::FAILURE;
+            }
+        }
         "check" | "dump" => {
             // Loaded before dropping privileges: the file need not be readable by that user.
             let subject = if preload {
