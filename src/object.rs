@@ -13,7 +13,7 @@ use std::os::fd::{AsFd, OwnedFd};
 
 use nix::errno::Errno;
 use nix::fcntl::{fcntl, FcntlArg, OFlag};
-use nix::sys::stat::{fstat, lstat, Mode};
+use nix::sys::stat::{fstat, lstat, FileStat, Mode};
 
 use crate::call::Call;
 use crate::error::{At, Fail, FlagError, Op, Role, Why};
@@ -183,13 +183,27 @@ pub(crate) fn open_error(
     }
 }
 
-/// Open an existing data file (no `O_CREAT`), check it, and truncate if asked.
+/// Open an existing data file (no `O_CREAT`), check it, and truncate if asked. The fd is the
+/// caller's to keep: its `O_NONBLOCK` is cleared.
 pub(crate) fn open_existing(
     call: &Call<'_>,
     path: &CStr,
     access: OFlag,
     truncate: bool,
 ) -> Result<OwnedFd, Fail> {
+    open_checked(call, path, access, truncate, true).map(|(fd, _)| fd)
+}
+
+/// [`open_existing`], also handing back what `fstat` said. `kept`: the fd leaves tmpshm, so
+/// the `O_NONBLOCK` it was opened with is cleared (one `fcntl`); a caller that only maps and
+/// closes it (a semaphore's) needs no such call.
+pub(crate) fn open_checked(
+    call: &Call<'_>,
+    path: &CStr,
+    access: OFlag,
+    truncate: bool,
+    kept: bool,
+) -> Result<(OwnedFd, FileStat), Fail> {
     let flags = access | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_NOCTTY | OFlag::O_NONBLOCK;
     let fd = call
         .open(Role::Object, path, flags, Mode::empty())
@@ -204,13 +218,15 @@ pub(crate) fn open_existing(
         nlink: u64::from(st.st_nlink),
         size: st.st_size,
     });
-    fcntl(fd.as_fd(), FcntlArg::F_SETFL(OFlag::empty()))
-        .map_err(|e| Fail::new(e, Op::Open, At::Data))?;
+    if kept {
+        fcntl(fd.as_fd(), FcntlArg::F_SETFL(OFlag::empty()))
+            .map_err(|e| Fail::new(e, Op::Open, At::Data))?;
+    }
     if truncate {
         call.ftruncate(fd.as_fd(), path, 0)
             .map_err(|e| Fail::new(e, Op::Resize, At::Data))?;
     }
-    Ok(fd)
+    Ok((fd, st))
 }
 
 /// Create the data file; `EEXIST` if anything at all is at the path (links included).

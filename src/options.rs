@@ -5,7 +5,7 @@ use std::os::unix::ffi::OsStrExt;
 
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
-use nix::sys::stat::{fstat, Mode};
+use nix::sys::stat::Mode;
 
 use crate::dir::ShmDir;
 use crate::error::{At, Fail, FlagError, Op, Result, Why};
@@ -236,11 +236,9 @@ impl ShmOptions {
         let call = dir.call();
         let data = t.data().map_err(|f| dir.error(f, Some(&t), name))?;
         object::trace_name(&call, &t, data.as_cstr()).map_err(|f| dir.error(f, Some(&t), name))?;
-        let fd = object::open_existing(&call, data.as_cstr(), access, false)
+        let (fd, st) = object::open_checked(&call, data.as_cstr(), access, false, true)
             .map_err(|f| dir.error(f, Some(&t), name))?;
-        let size = fstat(&fd)
-            .map(|st| u64::try_from(st.st_size).unwrap_or(0))
-            .map_err(|e| dir.error(Fail::new(e, Op::Check, At::Data), Some(&t), name))?;
+        let size = u64::try_from(st.st_size).unwrap_or(0);
         if let Some(want) = self.size {
             let want = want as u64;
             if size < want {

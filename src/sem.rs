@@ -102,8 +102,9 @@ pub(crate) fn open(
                 return Err(Fail::new(Errno::EEXIST, Op::Open, At::Data));
             }
         } else {
-            match object::open_existing(call, data.as_cstr(), OFlag::O_RDWR, false) {
-                Ok(fd) => return attach(&fd, None),
+            // The fd is only mapped and closed: its O_NONBLOCK can stay.
+            match object::open_checked(call, data.as_cstr(), OFlag::O_RDWR, false, false) {
+                Ok((fd, st)) => return attach(&fd, &st, None),
                 Err(e) if req.create && e.errno == Errno::ENOENT => {}
                 Err(e) => return Err(e),
             }
@@ -125,7 +126,10 @@ pub(crate) fn open(
             Ok(())
         });
         match published {
-            Ok(fd) => return attach(&fd, made),
+            Ok(fd) => {
+                let st = fstat(fd.as_fd()).map_err(|e| Fail::new(e, Op::Check, At::Data))?;
+                return attach(&fd, &st, made);
+            }
             // Created by someone else meanwhile: open theirs.
             Err(e) if e.errno == Errno::EEXIST && !req.excl => continue,
             Err(e) => return Err(e),
@@ -135,8 +139,11 @@ pub(crate) fn open(
 
 /// Checks that `fd` holds a semaphore and returns its address in this process: the mapping
 /// already open for that file, else `made` (the creator's own), else a new one.
-fn attach(fd: &OwnedFd, made: Option<Mapped>) -> std::result::Result<NonNull<libc::sem_t>, Fail> {
-    let st = fstat(fd.as_fd()).map_err(|e| Fail::new(e, Op::Check, At::Data))?;
+fn attach(
+    fd: &OwnedFd,
+    st: &nix::sys::stat::FileStat,
+    made: Option<Mapped>,
+) -> std::result::Result<NonNull<libc::sem_t>, Fail> {
     if st.st_size != SEM_SIZE as i64 {
         let size = u64::try_from(st.st_size).unwrap_or(0);
         return Err(Fail::new(Errno::EINVAL, Op::Check, At::Data).why(Why::NotASemaphore { size }));

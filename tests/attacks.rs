@@ -226,7 +226,7 @@ fn setuid_sleep(test: &str) -> Option<(tempfile::TempDir, PathBuf)> {
         return None;
     }
     let copy = d.path().join("sleep");
-    std::fs::copy(&sleep, &copy).unwrap();
+    copy_program(&sleep, &copy);
     std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o4755)).unwrap();
     Some((d, copy))
 }
@@ -514,6 +514,7 @@ fn a_running_program_at_the_data_path_gives_a_documented_errno() {
     let ready_w = &ready;
     let runner = fork_child(move || {
         become_nobody().unwrap();
+        // In this child alone: no other test's fork can inherit the file being written.
         std::fs::copy(&sleep, &prog2).unwrap();
         std::fs::set_permissions(&prog2, std::fs::Permissions::from_mode(0o755)).unwrap();
         ready_w.notify();

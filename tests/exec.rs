@@ -135,8 +135,8 @@ fn the_library_is_found_from_the_environment_next_to_the_command_and_in_its_pref
     ] {
         std::fs::create_dir_all(bin.parent().unwrap()).unwrap();
         std::fs::create_dir_all(expected.parent().unwrap()).unwrap();
-        std::fs::copy(TMPSHM, &bin).unwrap();
-        std::fs::copy(&lib, &expected).unwrap();
+        copy_program(TMPSHM, &bin);
+        copy_program(&lib, &expected);
         let out = ok(clean(&bin)
             .args([OsStr::new("exec"), OsStr::new("--dir"), shm.as_os_str()])
             .arg("--")
@@ -165,7 +165,7 @@ fn a_missing_library_is_a_clear_error_with_the_build_command() {
     let alone = d.path().join("alone");
     std::fs::create_dir(&alone).unwrap();
     let bin = alone.join("tmpshm");
-    std::fs::copy(TMPSHM, &bin).unwrap();
+    copy_program(TMPSHM, &bin);
     let o = run(clean(&bin)
         .args([
             OsStr::new("exec"),
@@ -523,7 +523,7 @@ fn a_set_user_id_program_gets_the_warning() {
     let bin = d.path().join("bin");
     std::fs::create_dir(&bin).unwrap();
     let plain = bin.join("calls-plain");
-    std::fs::copy(calls(), &plain).unwrap();
+    copy_program(calls(), &plain);
     let warning = "is set-user-ID or set-group-ID: the loader ignores LD_PRELOAD for it";
 
     // An ordinary program: no warning.
@@ -537,7 +537,7 @@ fn a_set_user_id_program_gets_the_warning() {
 
     for (file, bits) in [("calls-setuid", 0o4755), ("calls-setgid", 0o2755)] {
         let prog = bin.join(file);
-        std::fs::copy(calls(), &prog).unwrap();
+        copy_program(calls(), &prog);
         chmod(&prog, bits);
         // By path, and by name through $PATH.
         for how in [prog.as_os_str(), OsStr::new(file)] {
@@ -703,7 +703,7 @@ fn a_program_with_file_capabilities_gets_the_warning() {
     let d = tempdir();
     chmod(d.path(), 0o755);
     let prog = d.path().join("calls-caps");
-    std::fs::copy(calls(), &prog).unwrap();
+    copy_program(calls(), &prog);
     let set = std::process::Command::new(setcap)
         .arg("cap_net_bind_service+ep")
         .arg(&prog)

@@ -31,7 +31,7 @@ fn setuid_tmpshm(test: &str) -> Option<(tempfile::TempDir, PathBuf)> {
         return None;
     }
     let copy = d.path().join("tmpshm");
-    std::fs::copy(env!("CARGO_BIN_EXE_tmpshm"), &copy).unwrap();
+    copy_program(env!("CARGO_BIN_EXE_tmpshm"), &copy);
     std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o4755)).unwrap();
     Some((d, copy))
 }

@@ -656,3 +656,22 @@ pub fn tmpshm_files(dir: &Path) -> Vec<String> {
         .filter(|n| n.starts_with(".SHM") || n.starts_with(".SEM"))
         .collect()
 }
+
+/// Copies a program (or library) to `to`, in a `cp` process of its own: the file being written
+/// is then never open in this multi-threaded test process, where a fork by another test would
+/// pass its write end to a child, and running the copy would fail with `ETXTBSY` for as long
+/// as that child lives.
+pub fn copy_program(from: impl AsRef<Path>, to: impl AsRef<Path>) {
+    let status = std::process::Command::new("cp")
+        .arg("--")
+        .arg(from.as_ref())
+        .arg(to.as_ref())
+        .status()
+        .expect("cp");
+    assert!(
+        status.success(),
+        "cp {} {}",
+        from.as_ref().display(),
+        to.as_ref().display()
+    );
+}
