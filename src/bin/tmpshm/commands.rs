@@ -40,12 +40,28 @@ pub fn create(
     Ok(())
 }
 
+/// Why a probe failed, when the cause is the file system's missing `flock(2)` (the errnos the
+/// library turns into `ENOSYS` for the creation lock): the errno's own text would mislead
+/// (`EOPNOTSUPP` reads "Operation not supported on transport endpoint" on Linux).
+fn no_flock(e: nix::errno::Errno) -> Option<String> {
+    use nix::errno::Errno;
+    matches!(e, Errno::ENOSYS | Errno::EOPNOTSUPP | Errno::ENOLCK).then(|| {
+        format!(
+            "{e:?}: this file system does not support flock(2), so a held lock file cannot be \
+             told from a stale one"
+        )
+    })
+}
+
 fn lock_state_text(state: LockState) -> String {
     match state {
         LockState::Held { pid: Some(pid) } => format!("held by pid {pid}"),
         LockState::Held { pid: None } => "held by a live process".into(),
         LockState::Stale => "stale (no holder; `tmpshm gc` removes it)".into(),
-        LockState::Unknown(e) => format!("unknown ({e})"),
+        LockState::Unknown(e) => match no_flock(e) {
+            Some(why) => format!("unknown ({why})"),
+            None => format!("unknown ({e})"),
+        },
     }
 }
 
@@ -53,7 +69,10 @@ fn lock_state_json(state: LockState) -> (Value, Value) {
     match state {
         LockState::Held { pid } => (json!("held"), json!(pid)),
         LockState::Stale => (json!("stale"), Value::Null),
-        LockState::Unknown(e) => (json!(format!("unknown: {e}")), Value::Null),
+        LockState::Unknown(e) => {
+            let why = no_flock(e).unwrap_or_else(|| e.to_string());
+            (json!(format!("unknown: {why}")), Value::Null)
+        }
     }
 }
 
