@@ -84,17 +84,17 @@ fn has_interpreter(path: &Path) -> bool {
     (0..phnum).any(|i| u32_at(phoff + i * phentsize) == PT_INTERP)
 }
 
-/// The shim, built with `cc -shared -fPIC` once per errno into a directory of this test
-/// binary (removed with it: see [`Shims`]).
+/// The shim, built with `cc -shared -fPIC` once per errno into a temporary directory, which
+/// goes when this is dropped.
 struct Shims {
     dir: tempfile::TempDir,
 }
 
 impl Shims {
     /// `Err(why)` when the shims cannot be used here.
-    fn get() -> Result<&'static Shims, String> {
-        static SHIMS: OnceLock<Result<Shims, String>> = OnceLock::new();
-        SHIMS
+    fn build() -> Result<Shims, String> {
+        static USABLE: OnceLock<Result<(), String>> = OnceLock::new();
+        USABLE
             .get_or_init(|| {
                 if !has_interpreter(Path::new(BIN)) {
                     return Err(format!(
@@ -105,34 +105,33 @@ impl Shims {
                 if !cfg!(target_env = "gnu") {
                     return Err("the shim is built by the system's C compiler, for glibc".into());
                 }
-                let dir = tempfile::Builder::new()
-                    .prefix("tmpshm-flock-shims-")
-                    .tempdir()
-                    .map_err(|e| format!("temporary directory: {e}"))?;
-                let src =
-                    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/programs/flock_enosys.c");
-                let cc = std::env::var("CC").unwrap_or_else(|_| "cc".to_string());
-                for errno in NO_FLOCK {
-                    let out = dir.path().join(format!("flock_{errno:?}.so"));
-                    let o = Command::new(&cc)
-                        .args(["-shared", "-fPIC", "-O1", "-Wall", "-Wextra", "-Werror"])
-                        .arg(format!("-DFLOCK_ERRNO={errno:?}"))
-                        .arg("-o")
-                        .arg(&out)
-                        .arg(&src)
-                        .output()
-                        .map_err(|e| format!("run {cc}: {e} (apt-get install gcc)"))?;
-                    assert!(
-                        o.status.success(),
-                        "{cc} {}: {}",
-                        src.display(),
-                        String::from_utf8_lossy(&o.stderr)
-                    );
-                }
-                Ok(Shims { dir })
+                Ok(())
             })
-            .as_ref()
-            .map_err(Clone::clone)
+            .clone()?;
+        let dir = tempfile::Builder::new()
+            .prefix("tmpshm-flock-shims-")
+            .tempdir()
+            .map_err(|e| format!("temporary directory: {e}"))?;
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/programs/flock_enosys.c");
+        let cc = std::env::var("CC").unwrap_or_else(|_| "cc".to_string());
+        for errno in NO_FLOCK {
+            let out = dir.path().join(format!("flock_{errno:?}.so"));
+            let o = Command::new(&cc)
+                .args(["-shared", "-fPIC", "-O1", "-Wall", "-Wextra", "-Werror"])
+                .arg(format!("-DFLOCK_ERRNO={errno:?}"))
+                .arg("-o")
+                .arg(&out)
+                .arg(&src)
+                .output()
+                .map_err(|e| format!("run {cc}: {e} (apt-get install gcc)"))?;
+            assert!(
+                o.status.success(),
+                "{cc} {}: {}",
+                src.display(),
+                String::from_utf8_lossy(&o.stderr)
+            );
+        }
+        Ok(Shims { dir })
     }
 
     fn path(&self, errno: Errno) -> PathBuf {
@@ -141,22 +140,28 @@ impl Shims {
 }
 
 /// Every way this machine can make `flock` fail under the binary, for every errno; each way
-/// that cannot apply says why (once per test).
-fn breakers(test: &str) -> Vec<Breaker> {
+/// that cannot apply says why. The shims, if any, live as long as the second value.
+fn breakers(test: &str) -> (Vec<Breaker>, Option<Shims>) {
     let mut v = Vec::new();
-    match Shims::get() {
-        Ok(shims) => v.extend(NO_FLOCK.map(|errno| Breaker::Preload {
-            errno,
-            shim: shims.path(errno),
-        })),
-        Err(why) => skip(&format!("{test} (LD_PRELOAD shim)"), why),
-    }
+    let shims = match Shims::build() {
+        Ok(shims) => {
+            v.extend(NO_FLOCK.map(|errno| Breaker::Preload {
+                errno,
+                shim: shims.path(errno),
+            }));
+            Some(shims)
+        }
+        Err(why) => {
+            skip(&format!("{test} (LD_PRELOAD shim)"), why);
+            None
+        }
+    };
     match seccomp::supported() {
         Ok(()) => v.extend(NO_FLOCK.map(|errno| Breaker::Seccomp { errno })),
         Err(why) => skip(&format!("{test} (seccomp)"), why),
     }
     assert!(!v.is_empty(), "{test}: no way to make flock fail here");
-    v
+    (v, shims)
 }
 
 fn tmpshm(dir: &Path, breaker: Option<&Breaker>, args: &[&str]) -> Output {
@@ -189,7 +194,9 @@ fn ok(dir: &Path, breaker: Option<&Breaker>, args: &[&str]) -> String {
 
 #[test]
 fn create_fails_at_once_with_enosys_naming_the_lock_file_and_the_cause() {
-    for b in breakers("create_fails_at_once_with_enosys_naming_the_lock_file_and_the_cause") {
+    let (all, _shims) =
+        breakers("create_fails_at_once_with_enosys_naming_the_lock_file_and_the_cause");
+    for b in all {
         let d = tempfile::tempdir().unwrap();
         let t = Instant::now();
         let o = tmpshm(d.path(), Some(&b), &["create", "/x", "--size", "1"]);
@@ -224,7 +231,8 @@ fn create_fails_at_once_with_enosys_naming_the_lock_file_and_the_cause() {
 
 #[test]
 fn existing_objects_open_and_unlink_without_the_lock() {
-    for b in breakers("existing_objects_open_and_unlink_without_the_lock") {
+    let (all, _shims) = breakers("existing_objects_open_and_unlink_without_the_lock");
+    for b in all {
         let d = tempfile::tempdir().unwrap();
         let mut w = Command::new(BIN)
             .arg("--dir")
@@ -265,7 +273,8 @@ fn existing_objects_open_and_unlink_without_the_lock() {
 
 #[test]
 fn ls_and_gc_name_the_cause_for_lock_files() {
-    for b in breakers("ls_and_gc_name_the_cause_for_lock_files") {
+    let (all, _shims) = breakers("ls_and_gc_name_the_cause_for_lock_files");
+    for b in all {
         let d = tempfile::tempdir().unwrap();
         std::fs::write(d.path().join(".SHMLz"), b"").unwrap();
         let e = format!("{:?}", b.errno());
@@ -312,7 +321,8 @@ fn doctor_tries_flock_in_the_directory() {
         Vec::<String>::new(),
         "the probe file is removed"
     );
-    for b in breakers("doctor_tries_flock_in_the_directory") {
+    let (all, _shims) = breakers("doctor_tries_flock_in_the_directory");
+    for b in all {
         let out = ok(d.path(), Some(&b), &["doctor"]);
         let e = format!("{:?}", b.errno());
         let line = out.lines().find(|l| l.starts_with("flock:")).unwrap_or("");
