@@ -14,8 +14,11 @@
 //! `compat/suite/tests` also run C programs natively, under `LD_PRELOAD`, and linked against
 //! `libtmpshm`.
 //!
+//! The oracle and the preload pass need a program linked against glibc
+//! ([`oracle::needs_glibc`]); built for musl, the tests that need them say so and skip.
+//!
 //! # Example
-//! ```
+//! ```ignore-musl
 //! use tmpshm_compat::diff::{observe, ops, Side};
 //! use tmpshm_compat::oracle::Native;
 //! let native = Side::Native(Native::get()?);

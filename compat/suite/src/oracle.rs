@@ -7,6 +7,11 @@
 //! loader for the definition inside the already loaded `libc.so.6` (`dlopen(RTLD_NOLOAD)` +
 //! `dlsym` on that handle, which searches libc and its own dependencies only), and `dladdr`
 //! says which file a function comes from.
+//!
+//! The oracle is glibc's, so it exists only in a process linked against glibc: a test binary
+//! built for another C library (`cargo test --target x86_64-unknown-linux-musl`, statically
+//! linked, with no dynamic loader) has none, and [`needs_glibc`] says why, for the tests to
+//! print as they skip. musl's own `shm_open` is compared in `tests/portability.rs` instead.
 
 use std::ffi::{CStr, OsStr};
 use std::os::fd::{FromRawFd, OwnedFd};
@@ -61,14 +66,44 @@ pub(crate) fn object_of(addr: *const c_void) -> Result<PathBuf, String> {
     Ok(PathBuf::from(OsStr::from_bytes(name.to_bytes())))
 }
 
+/// Why glibc's `shm_open`, and any shared library loaded with `dlopen`, cannot be had in this
+/// process: `None` in a program linked against glibc, where they must be there (a failure to
+/// find them is then an error, not a reason to skip).
+///
+/// Decided by the target the program was built for, which is what fixes it: a statically
+/// linked musl program has neither glibc nor a dynamic loader, and the preload library is a
+/// glibc library.
+///
+/// # Example
+/// ```
+/// match tmpshm_compat::oracle::needs_glibc() {
+///     None => assert!(tmpshm_compat::oracle::Native::get().is_ok()),
+///     Some(why) => println!("SKIPPED: needs glibc ({why})"),
+/// }
+/// ```
+pub fn needs_glibc() -> Option<&'static str> {
+    if cfg!(target_env = "gnu") {
+        None
+    } else if cfg!(target_env = "musl") {
+        Some(
+            "this program is linked statically against musl: there is no libc.so.6 to find \
+             glibc's shm_open in, and no dynamic loader to load the preload library (a glibc \
+             library) with",
+        )
+    } else {
+        Some("this program is not linked against glibc: there is no libc.so.6 to find glibc's shm_open in")
+    }
+}
+
 impl Native {
     /// libc's functions (looked up once per process).
     ///
     /// # Errors
-    /// A message when `libc.so.6` is not loaded or lacks the symbols (not glibc).
+    /// A message when `libc.so.6` is not loaded or lacks the symbols (not glibc): at once,
+    /// with [`needs_glibc`]'s reason, in a program built for another C library.
     ///
     /// # Example
-    /// ```
+    /// ```ignore-musl
     /// let native = tmpshm_compat::oracle::Native::get()?;
     /// assert!(native.defining_object()?.to_string_lossy().contains("libc.so"));
     /// # Ok::<(), String>(())
@@ -76,6 +111,9 @@ impl Native {
     pub fn get() -> Result<Native, String> {
         static ONCE: OnceLock<Result<Native, String>> = OnceLock::new();
         ONCE.get_or_init(|| {
+            if let Some(why) = needs_glibc() {
+                return Err(format!("needs glibc ({why})"));
+            }
             // SAFETY: a constant NUL-terminated name; RTLD_NOLOAD only finds what is loaded.
             let handle = unsafe {
                 libc::dlopen(
@@ -112,17 +150,25 @@ impl Native {
     }
 
     /// The C library's own version string (`gnu_get_libc_version`), e.g. `"2.36"`: the
-    /// table's divergences are measured against one version.
+    /// table's divergences are measured against one version. Elsewhere (no glibc, so no
+    /// oracle either) `"none"`.
     ///
     /// # Example
-    /// ```
+    /// ```ignore-musl
     /// let v = tmpshm_compat::oracle::Native::libc_version();
     /// assert!(v.starts_with("2."));
     /// ```
     pub fn libc_version() -> String {
-        // SAFETY: returns a pointer to a static NUL-terminated string inside libc.
-        let v = unsafe { CStr::from_ptr(libc::gnu_get_libc_version()) };
-        v.to_string_lossy().into_owned()
+        #[cfg(target_env = "gnu")]
+        {
+            // SAFETY: returns a pointer to a static NUL-terminated string inside libc.
+            let v = unsafe { CStr::from_ptr(libc::gnu_get_libc_version()) };
+            v.to_string_lossy().into_owned()
+        }
+        #[cfg(not(target_env = "gnu"))]
+        {
+            "none".to_string()
+        }
     }
 
     /// libc's `shm_open(name, oflag, mode)`.
@@ -131,7 +177,7 @@ impl Native {
     /// libc's errno.
     ///
     /// # Example
-    /// ```
+    /// ```ignore-musl
     /// let native = tmpshm_compat::oracle::Native::get()?;
     /// assert_eq!(native.open(c"/a/b", libc::O_RDONLY, 0).unwrap_err(), nix::errno::Errno::EINVAL);
     /// # Ok::<(), String>(())
@@ -152,7 +198,7 @@ impl Native {
     /// libc's errno.
     ///
     /// # Example
-    /// ```
+    /// ```ignore-musl
     /// let native = tmpshm_compat::oracle::Native::get()?;
     /// assert!(native.unlink(c"/tmpshm-compat-doc-never-created").is_err());
     /// # Ok::<(), String>(())

@@ -51,6 +51,12 @@ impl Interposers {
     /// assert!(err.contains("cannot load"));
     /// ```
     pub fn load(path: &Path) -> Result<Interposers, String> {
+        if let Some(why) = crate::oracle::needs_glibc() {
+            return Err(format!(
+                "cannot load {}: needs glibc ({why})",
+                path.display()
+            ));
+        }
         let c = CString::new(path.as_os_str().as_bytes())
             .map_err(|_| format!("{}: a NUL byte in the path", path.display()))?;
         // SAFETY: a NUL-terminated path. The library's initialisers are Rust's std only.

@@ -44,6 +44,9 @@ fn as_root() -> bool {
 
 #[test]
 fn shmdir_matrix_matches_its_table_as_this_user() {
+    if support::skip_without_glibc("shmdir_matrix_matches_its_table_as_this_user") {
+        return;
+    }
     let (ok, out) = divergences(&["check"], &[]);
     println!("{out}");
     assert!(ok, "differential matrix failed:\n{out}");
@@ -55,6 +58,9 @@ fn shmdir_matrix_matches_its_table_as_this_user() {
 
 #[test]
 fn shmdir_matrix_matches_its_table_as_another_user() {
+    if support::skip_without_glibc("shmdir_matrix_matches_its_table_as_another_user") {
+        return;
+    }
     if !as_root() {
         return;
     }
@@ -66,6 +72,9 @@ fn shmdir_matrix_matches_its_table_as_another_user() {
 
 #[test]
 fn preload_matrix_matches_its_table_as_this_user() {
+    if support::skip_without_glibc("preload_matrix_matches_its_table_as_this_user") {
+        return;
+    }
     let (ok, out) = check_preload(&[]);
     println!("{out}");
     assert!(
@@ -80,6 +89,9 @@ fn preload_matrix_matches_its_table_as_this_user() {
 
 #[test]
 fn preload_matrix_matches_its_table_as_another_user() {
+    if support::skip_without_glibc("preload_matrix_matches_its_table_as_another_user") {
+        return;
+    }
     if !as_root() {
         return;
     }
@@ -94,6 +106,9 @@ fn preload_matrix_matches_its_table_as_another_user() {
 /// oracle the interposer, the sides would agree and every entry would go stale).
 #[test]
 fn the_oracle_holds_under_ld_preload() {
+    if support::skip_without_glibc("the_oracle_holds_under_ld_preload") {
+        return;
+    }
     let lib = library(Lib::Preload);
     let env = [("LD_PRELOAD", lib.as_path())];
     let (ok, out) = divergences(&["check"], &env);
@@ -123,6 +138,9 @@ fn write_table(dir: &tempfile::TempDir, text: &str) -> String {
 
 #[test]
 fn a_divergence_missing_from_a_table_fails_the_suite() {
+    if support::skip_without_glibc("a_divergence_missing_from_a_table_fails_the_suite") {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let path = write_table(&dir, &table_without(SHMDIR, "rdonly-trunc"));
     let (ok, out) = divergences(&["check", "--table", &path], &[]);
@@ -143,6 +161,9 @@ fn a_divergence_missing_from_a_table_fails_the_suite() {
 
 #[test]
 fn an_entry_that_no_longer_diverges_fails_the_suite() {
+    if support::skip_without_glibc("an_entry_that_no_longer_diverges_fails_the_suite") {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let extra = "\n[not-a-divergence]\nnames = ordinary\nops = RDWR\nstates = data\nuser = *\n\
                  native = ok\ntmpshm = ok\ncategory = glibc quirk\nreason = both agree here\n";
@@ -199,6 +220,9 @@ fn the_readme_shows_the_current_tables() {
 
 #[test]
 fn the_oracle_is_libc() {
+    if support::skip_without_glibc("the_oracle_is_libc") {
+        return;
+    }
     let native = Native::get().unwrap();
     let obj = native.defining_object().unwrap();
     assert!(
@@ -224,6 +248,9 @@ fn the_oracle_is_libc() {
 
 #[test]
 fn the_preload_side_is_the_library_file() {
+    if support::skip_without_glibc("the_preload_side_is_the_library_file") {
+        return;
+    }
     let so = library(Lib::Preload);
     let lib = tmpshm_compat::preload::Interposers::load(&so).unwrap();
     assert_eq!(lib.path(), std::fs::canonicalize(&so).unwrap());

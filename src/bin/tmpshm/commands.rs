@@ -40,21 +40,45 @@ pub fn create(
     Ok(())
 }
 
+/// Why a probe failed, when the cause is the file system's missing `flock(2)` (the errnos the
+/// library turns into `ENOSYS` for the creation lock): the errno's own text would mislead
+/// (`EOPNOTSUPP` reads "Operation not supported on transport endpoint" on Linux).
+fn no_flock(e: nix::errno::Errno) -> Option<String> {
+    use nix::errno::Errno;
+    matches!(e, Errno::ENOSYS | Errno::EOPNOTSUPP | Errno::ENOLCK).then(|| {
+        format!(
+            "{e:?}: this file system does not support flock(2), so a held lock file cannot be \
+             told from a stale one"
+        )
+    })
+}
+
 fn lock_state_text(state: LockState) -> String {
     match state {
         LockState::Held { pid: Some(pid) } => format!("held by pid {pid}"),
         LockState::Held { pid: None } => "held by a live process".into(),
         LockState::Stale => "stale (no holder; `tmpshm gc` removes it)".into(),
-        LockState::Unknown(e) => format!("unknown ({e})"),
+        LockState::Unknown(e) => match no_flock(e) {
+            Some(why) => format!("unknown ({why})"),
+            None => format!("unknown ({e})"),
+        },
     }
 }
 
-/// `state`, `pid` and `errno` of a lock file, as JSON fields.
-fn lock_state_json(state: LockState) -> (Value, Value, Value) {
+/// `state`, `pid`, `errno` and `why` of a lock file, as JSON fields.
+fn lock_state_json(state: LockState) -> (Value, Value, Value, Value) {
     match state {
-        LockState::Held { pid } => (json!("held"), json!(pid), Value::Null),
-        LockState::Stale => (json!("stale"), Value::Null, Value::Null),
-        LockState::Unknown(e) => (json!("unknown"), Value::Null, json!(format!("{e:?}"))),
+        LockState::Held { pid } => (json!("held"), json!(pid), Value::Null, Value::Null),
+        LockState::Stale => (json!("stale"), Value::Null, Value::Null, Value::Null),
+        LockState::Unknown(e) => {
+            let why = no_flock(e).unwrap_or_else(|| e.desc().to_string());
+            (
+                json!("unknown"),
+                Value::Null,
+                json!(format!("{e:?}")),
+                json!(why),
+            )
+        }
     }
 }
 
@@ -76,7 +100,7 @@ fn object_json(o: &ObjectInfo) -> Value {
 }
 
 fn lock_json(l: &LockInfo) -> Value {
-    let (state, pid, errno) = lock_state_json(l.state);
+    let (state, pid, errno, why) = lock_state_json(l.state);
     let (kind, name) = match &l.kind {
         AuxKind::Lock { name, .. } => ("lock", json!(show(name).to_string())),
         _ => ("temp", Value::Null),
@@ -97,6 +121,7 @@ fn lock_json(l: &LockInfo) -> Value {
         "state": state,
         "pid": pid,
         "errno": errno,
+        "why": why,
     })
 }
 

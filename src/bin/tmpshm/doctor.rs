@@ -1,7 +1,10 @@
 //! `tmpshm doctor`: is this directory a good home for shared memory?
 
 use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
 
+use nix::errno::Errno;
+use nix::fcntl::{Flock, FlockArg};
 use tmpshm::{LockState, ShmDir};
 
 use crate::audit;
@@ -74,6 +77,45 @@ fn meaning(name: &str, v: u32) -> &'static str {
         }
         ("protected_fifos", _) => "the kernel refuses O_CREAT on another user's FIFO in a sticky dir",
         _ => "",
+    }
+}
+
+/// What `flock(2)` does in a directory.
+enum FlockCheck {
+    /// `LOCK_EX` was taken and released.
+    Works,
+    /// `flock` failed with this errno.
+    Fails(Errno),
+    /// No file could be created to try it on.
+    Untested(Errno),
+}
+
+/// Removes the probe file however the check ends.
+struct RemoveOnDrop(PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Tries `flock(2)` in `dir` as the creation lock uses it: a new file there, made with an
+/// unpredictable name and `O_EXCL` (`mkstemp`), locked `LOCK_EX|LOCK_NB`, unlocked, and
+/// removed (also when anything fails).
+fn flock_check(dir: &Path) -> FlockCheck {
+    let template = dir.join(".tmpshm-doctor-XXXXXX");
+    let (fd, path) = match nix::unistd::mkstemp(&template) {
+        Ok(made) => made,
+        Err(e) => return FlockCheck::Untested(e),
+    };
+    let _remove = RemoveOnDrop(path);
+    match Flock::lock(fd, FlockArg::LockExclusiveNonblock) {
+        Ok(locked) => {
+            // Unlocked here, or by the close if unlocking fails.
+            let _ = locked.unlock();
+            FlockCheck::Works
+        }
+        Err((_, e)) => FlockCheck::Fails(e),
     }
 }
 
@@ -166,6 +208,31 @@ pub fn run(shm: &ShmDir, source: &str) -> Result<(), CliError> {
         Err(e) => println!("file system:  {e}"),
     }
 
+    match flock_check(dir) {
+        FlockCheck::Works => {
+            println!("flock:        works (LOCK_EX taken and released on a new file here)");
+        }
+        FlockCheck::Fails(e) => {
+            warnings += 1;
+            println!("flock:        FAILS here: {e:?} ({})", e.desc());
+            println!(
+                "  WARNING: flock(2) fails with {e:?} in this directory, and the creation lock needs it: \
+                 creating an object or a semaphore here fails at once with ENOSYS; opening and \
+                 unlinking existing ones still work, and ls and gc cannot tell held lock files \
+                 from stale ones. Use a directory on a local file system, such as a tmpfs \
+                 (/dev/shm) or an app's own directory"
+            );
+        }
+        FlockCheck::Untested(e) => {
+            warnings += 1;
+            println!(
+                "flock:        not tested: no file can be created here ({e:?}: {})",
+                e.desc()
+            );
+            println!("  WARNING: creating objects fails here too; use a directory you can write");
+        }
+    }
+
     match nix::unistd::pathconf(dir, nix::unistd::PathconfVar::NAME_MAX) {
         Ok(Some(max)) => {
             #[allow(clippy::useless_conversion)] // c_long is i32 on 32-bit systems
@@ -202,15 +269,18 @@ pub fn run(shm: &ShmDir, source: &str) -> Result<(), CliError> {
     }
 
     let inv = shm.list()?;
-    let stale = inv
-        .locks
-        .iter()
-        .filter(|l| l.state == LockState::Stale)
-        .count();
+    let count = |f: fn(&LockState) -> bool| inv.locks.iter().filter(|l| f(&l.state)).count();
+    let stale = count(|s| *s == LockState::Stale);
+    let unknown = count(|s| matches!(s, LockState::Unknown(_)));
     println!(
-        "contents:     objects {}, lock/temporary files {} ({stale} stale)",
+        "contents:     objects {}, lock/temporary files {} ({stale} stale{})",
         inv.objects.len(),
-        inv.locks.len()
+        inv.locks.len(),
+        if unknown > 0 {
+            format!(", {unknown} not probed: see `tmpshm ls`")
+        } else {
+            String::new()
+        }
     );
     if stale > 0 {
         warnings += 1;

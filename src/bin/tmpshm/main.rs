@@ -203,7 +203,8 @@ macro_rules! lock_fields {
   name           the object it locks, escaped (null for temp)
   path, uid, owner, size, modified   as for objects
   state          \"held\", \"stale\" or \"unknown\"; pid: the holder when known, else null;
-                 errno: why the state is unknown (e.g. \"EACCES\"), else null"
+                 errno: why the state is unknown (e.g. \"EACCES\"), else null; why: the
+                 same in words"
     };
 }
 

@@ -214,3 +214,15 @@ pub fn run_ok(cmd: &mut Command) -> String {
 pub fn unique(what: &str) -> String {
     format!("/tsc-{what}-{}", std::process::id())
 }
+
+/// Returns true (after saying why, on stdout and stderr) if `test` must skip because this test
+/// binary has no glibc: the oracle is glibc's `shm_open`, and the preload library, a glibc
+/// library, is loaded with `dlopen` (see `tmpshm_compat::oracle::needs_glibc`).
+pub fn skip_without_glibc(test: &str) -> bool {
+    let Some(why) = tmpshm_compat::oracle::needs_glibc() else {
+        return false;
+    };
+    println!("SKIPPED {test}: needs glibc ({why})");
+    eprintln!("SKIPPED {test}: needs glibc ({why})");
+    true
+}
