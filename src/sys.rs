@@ -8,7 +8,7 @@
 
 use std::ffi::{CStr, OsStr};
 use std::mem::MaybeUninit;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, IntoRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
@@ -144,18 +144,53 @@ impl Locked {
         let _ = flock(self.0.as_fd(), libc::LOCK_UN);
         let this = std::mem::ManuallyDrop::new(self);
         // SAFETY: `this` is never dropped, so the lock's fd is taken out exactly once.
-        let lock = unsafe { std::ptr::read(&this.0) }.into_raw_fd();
-        // SAFETY: both fds are open and ours; dup3 closes `lock` and makes it a copy of `fd`.
-        match retry(|| Errno::result(unsafe { libc::dup3(fd.as_raw_fd(), lock, libc::O_CLOEXEC) }))
-        {
-            // SAFETY: `lock` is now our copy of `fd`, owned by nothing else.
-            Ok(_) => unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(lock) },
-            Err(_) => {
-                // SAFETY: `lock` is still the lock file's fd, ours to close.
-                drop(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(lock) });
-                fd
-            }
+        let lock = unsafe { std::ptr::read(&this.0) };
+        move_fd(fd, lock)
+    }
+}
+
+/// Closes `target` and returns a close-on-exec copy of `fd` in its number, closing `fd`; or,
+/// where that fails, closes `target` and returns `fd` as it was.
+#[cfg(not(target_vendor = "apple"))]
+fn move_fd(fd: OwnedFd, target: OwnedFd) -> OwnedFd {
+    let target = std::os::fd::IntoRawFd::into_raw_fd(target);
+    // SAFETY: both fds are open and ours; dup3 closes `target` and makes it a copy of `fd`.
+    // On Android it goes through syscall(2), every argument as the `long` the kernel reads:
+    // bionic has dup3, the libc crate does not declare it there.
+    #[cfg(not(target_os = "android"))]
+    let r = retry(|| Errno::result(unsafe { libc::dup3(fd.as_raw_fd(), target, libc::O_CLOEXEC) }));
+    #[cfg(target_os = "android")]
+    let r = retry(|| {
+        Errno::result(unsafe {
+            libc::syscall(
+                libc::SYS_dup3,
+                fd.as_raw_fd() as libc::c_long,
+                target as libc::c_long,
+                libc::O_CLOEXEC as libc::c_long,
+            )
+        })
+    });
+    match r {
+        // SAFETY: `target` is now our copy of `fd`, owned by nothing else.
+        Ok(_) => unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(target) },
+        Err(_) => {
+            // SAFETY: `target` is still the fd it was, ours to close.
+            drop(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(target) });
+            fd
         }
+    }
+}
+
+/// Without `dup3` (Apple): `dup2` would hand out a descriptor without close-on-exec for a
+/// moment, so `target` is closed and `F_DUPFD_CLOEXEC` takes the lowest free number, which is
+/// `target`'s unless another thread took it in between; either way the copy is close-on-exec.
+#[cfg(target_vendor = "apple")]
+fn move_fd(fd: OwnedFd, target: OwnedFd) -> OwnedFd {
+    drop(target);
+    match nix::fcntl::fcntl(&fd, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(0)) {
+        // SAFETY: F_DUPFD_CLOEXEC returned a new fd, owned by nothing else.
+        Ok(copy) => unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(copy) },
+        Err(_) => fd,
     }
 }
 
