@@ -39,7 +39,7 @@ pub const TABLE: TableFile = TableFile {
     path: "compat/divergences-sem.txt",
     source: include_str!("../../divergences-sem.txt"),
     column: "tmpshm",
-    readme_marker: "divergences-sem",
+    doc_marker: "divergences-sem",
 };
 
 type SemOpenFn = unsafe extern "C" fn(*const c_char, c_int, ...) -> *mut libc::sem_t;

@@ -29,8 +29,9 @@ pub struct TableFile {
     pub source: &'static str,
     /// The heading of the subject's result column in the Markdown table.
     pub column: &'static str,
-    /// The README keeps its copy between `<!-- MARKER:begin -->` and `<!-- MARKER:end -->`.
-    pub readme_marker: &'static str,
+    /// `docs/divergences.md` keeps its copy between `<!-- MARKER:begin -->` and
+    /// `<!-- MARKER:end -->`.
+    pub doc_marker: &'static str,
 }
 
 /// The table of the `ShmDir` pass: [`tmpshm::ShmDir`] in the illumos layout, illumos names.
@@ -38,7 +39,7 @@ pub const SHMDIR: TableFile = TableFile {
     path: "compat/divergences.txt",
     source: include_str!("../../divergences.txt"),
     column: "tmpshm",
-    readme_marker: "divergences",
+    doc_marker: "divergences",
 };
 
 /// The table of the preload pass: the preload library's `shm_open`/`shm_unlink`, glibc names.
@@ -46,7 +47,7 @@ pub const PRELOAD: TableFile = TableFile {
     path: "compat/divergences-preload.txt",
     source: include_str!("../../divergences-preload.txt"),
     column: "preload library",
-    readme_marker: "divergences-preload",
+    doc_marker: "divergences-preload",
 };
 
 impl TableFile {
@@ -215,7 +216,7 @@ impl Table {
         Ok(Table { entries })
     }
 
-    /// The table as Markdown, as the README shows it; `column` heads the subject's results.
+    /// The table as Markdown, as `docs/divergences.md` shows it; `column` heads the subject's results.
     ///
     /// # Example
     /// ```

@@ -1,5 +1,5 @@
 //! The differential matrix against the system's native `shm_open`, for both subjects
-//! (`ShmDir` and the preload library), their divergence tables, the README's copies, and the
+//! (`ShmDir` and the preload library), their divergence tables, the copies in docs/divergences.md, and the
 //! proof that the oracle really is libc's.
 
 mod support;
@@ -183,39 +183,37 @@ fn an_entry_that_no_longer_diverges_fails_the_suite() {
     assert!(!out.contains("UNEXPLAINED"), "{out}");
 }
 
-/// The README's copy of `file`'s table, between its markers.
-fn readme_copy(readme: &str, file: TableFile) -> &str {
-    let begin = format!("<!-- {}:begin -->\n", file.readme_marker);
-    let end = format!("<!-- {}:end -->", file.readme_marker);
-    let start = readme
+/// `docs/divergences.md`'s copy of `file`'s table, between its markers.
+fn doc_copy(doc: &str, file: TableFile) -> &str {
+    let begin = format!("<!-- {}:begin -->\n", file.doc_marker);
+    let end = format!("<!-- {}:end -->", file.doc_marker);
+    let start = doc
         .find(&begin)
-        .unwrap_or_else(|| panic!("README has the marker {begin:?}"))
+        .unwrap_or_else(|| panic!("docs/divergences.md has the marker {begin:?}"))
         + begin.len();
-    let stop = readme[start..].find(&end).expect("end marker") + start;
-    &readme[start..stop]
+    let stop = doc[start..].find(&end).expect("end marker") + start;
+    &doc[start..stop]
 }
 
 #[test]
-fn the_readme_shows_the_current_tables() {
-    let readme = std::fs::read_to_string(support::workspace().join("README.md")).unwrap();
-    for (file, args) in [(SHMDIR, &[][..]), (PRELOAD, &["--preload"][..])] {
+fn the_docs_show_the_current_tables() {
+    let doc = std::fs::read_to_string(support::workspace().join("docs/divergences.md")).unwrap();
+    for (file, args) in [
+        (SHMDIR, &[][..]),
+        (PRELOAD, &["--preload"][..]),
+        (tmpshm_compat::sem::TABLE, &["--sem"][..]),
+    ] {
         let (ok, printed) = divergences(args, &[]);
         assert!(ok, "{printed}");
         assert_eq!(
-            readme_copy(&readme, file),
+            doc_copy(&doc, file),
             printed,
-            "README.md's copy of {} is stale: paste `cargo run -p tmpshm-compat --bin divergences -- {}`",
+            "docs/divergences.md's copy of {} is stale: paste `cargo run -p tmpshm-compat --bin divergences -- {}`",
             file.path,
             args.join(" ")
         );
         assert_eq!(printed, file.table().unwrap().markdown(file.column));
     }
-    let shmdir = readme.find("<!-- divergences:end -->").unwrap();
-    let preload = readme.find("<!-- divergences-preload:begin -->").unwrap();
-    assert!(
-        shmdir < preload,
-        "the preload table follows the ShmDir table"
-    );
 }
 
 #[test]

@@ -2,7 +2,7 @@
 //! differential matrix against one.
 //!
 //! ```text
-//! divergences [--preload | --sem]     print a table as Markdown (the README's copies)
+//! divergences [--preload | --sem]     print a table as Markdown (the copies in docs/divergences.md)
 //! divergences check [OPTIONS]          run the matrix; exit 1 on an unexplained divergence or
 //!                                      a stale entry
 //! divergences dump [OPTIONS]           run the matrix and print every divergence in full
