@@ -194,3 +194,8 @@ pub fn sem_open(name: impl ObjectName, oflag: OFlag, mode: Mode, value: u32) -> 
 pub fn sem_unlink(name: impl ObjectName) -> Result<()> {
     SemOptions::new().unlink(name)
 }
+
+// The README's example is compiled and run with the doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
