@@ -1,4 +1,4 @@
-//! `tmpshm demo`: the seed's example, done for real across two processes.
+//! `tmpshm demo`: create "/blah", size it, map it, write, and read it back from a second process.
 
 use std::os::fd::AsFd;
 use std::os::unix::fs::MetadataExt;

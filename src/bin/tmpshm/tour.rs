@@ -1,5 +1,5 @@
-//! `tmpshm tour`: the seed's experiment. A SysV segment, a tmpshm object and a plain file
-//! mapping side by side in one process, and what `/proc/self/maps` makes of them.
+//! `tmpshm tour`: a SysV segment, a tmpshm object, a plain file mapping and a named semaphore
+//! side by side in one process, and what `/proc/self/maps` makes of them.
 
 use std::fs::File;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
