@@ -43,6 +43,19 @@ pub enum Access {
 /// memory that another process may change at any moment (that would be a data race).
 /// Unmapped on drop.
 ///
+/// # `SIGBUS`
+/// Touching a page of a shared mapping past the end of the file raises `SIGBUS`. Two ways there
+/// are closed: [`Mapping::new`] checks the object's size first (an opener that comes before its
+/// creator's `ftruncate` sees 0 bytes and gets `EINVAL`), and a read-write mapping reserves its
+/// blocks first (a sparse file on a full file system would otherwise raise `SIGBUS` at the first
+/// write to a hole; here `ENOSPC` comes from `Mapping::new`). The third is open to any process
+/// that can write the object: it may shrink it after the check. Processes that share an object
+/// must agree not to.
+///
+/// # References
+/// [POSIX `mmap`](https://pubs.opengroup.org/onlinepubs/9799919799/functions/mmap.html),
+/// [Linux `fallocate(2)`](https://man7.org/linux/man-pages/man2/fallocate.2.html).
+///
 /// # Example
 /// ```
 /// use tmpshm::{Access, Mapping, Mode, OFlag, ShmDir};
@@ -93,7 +106,7 @@ impl Mapping {
     /// `SIGBUS` for want of space. The size is never changed.
     ///
     /// `SIGBUS` remains possible in one case, which the type cannot rule out: another process
-    /// shrinks the object while it is mapped (see the module docs).
+    /// shrinks the object while it is mapped (see [`Mapping`]).
     ///
     /// # Errors
     /// - `EINVAL`: `len` is 0, or the object is shorter than `len` (in particular still 0 bytes
