@@ -21,6 +21,18 @@ use crate::oracle::{lookup, object_of, OpenFn, UnlinkFn};
 /// The file name `cargo build -p tmpshm-preload` gives the library.
 pub const FILE_NAME: &str = "libtmpshm_preload.so";
 
+/// Sets the environment tmpshm's C entry points read, the preload library's among them:
+/// `TMPSHM_DIR=dir`, `TMPSHM_CROSS_USER=1` exactly when `cross_user`, no `TMPSHM_NAMES`.
+pub(crate) fn set_env(dir: &Path, cross_user: bool) {
+    std::env::set_var(tmpshm::ENV_DIR, dir);
+    if cross_user {
+        std::env::set_var(tmpshm::ENV_CROSS_USER, "1");
+    } else {
+        std::env::remove_var(tmpshm::ENV_CROSS_USER);
+    }
+    std::env::remove_var(tmpshm::capi::Names::ENV);
+}
+
 /// The interposers of one loaded preload library.
 #[derive(Clone)]
 pub struct Interposers {
