@@ -19,7 +19,7 @@
 //! The value is read only where the mapping's file still holds a whole `sem_t`: glibc passes
 //! `O_TRUNC` on to `open(2)`, and a truncated semaphore raises `SIGBUS` when touched.
 
-use std::ffi::{CStr, CString};
+use std::ffi::CStr;
 use std::fmt;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
@@ -31,7 +31,8 @@ use tmpshm::capi::Names;
 
 use crate::diff::{names, Name};
 use crate::matrix::{self, for_user, Matrix, Pass, PriorState, FOREIGN_UID};
-use crate::oracle::{lookup, object_of, Native};
+use crate::oracle::{libc_handle, lookup, object_of, Native};
+use crate::preload::Library;
 use crate::table::{selects, Entry, Table, TableFile};
 
 /// The table of the semaphore passes.
@@ -91,18 +92,7 @@ impl SemFns {
     /// # Ok::<(), String>(())
     /// ```
     pub fn glibc() -> Result<SemFns, String> {
-        // SAFETY: a constant NUL-terminated name; RTLD_NOLOAD only finds what is loaded, and
-        // the handle stays open for the life of the process (libc is never unloaded).
-        let handle = unsafe {
-            libc::dlopen(
-                c"libc.so.6".as_ptr(),
-                libc::RTLD_NOW | libc::RTLD_NOLOAD | libc::RTLD_LOCAL,
-            )
-        };
-        if handle.is_null() {
-            return Err("libc.so.6 is not loaded in this process".to_string());
-        }
-        SemFns::lookup(handle, "libc.so.6")
+        SemFns::lookup(libc_handle()?, "libc.so.6")
     }
 
     /// The preload library at `path` (loaded `RTLD_LOCAL`, for the life of the process), after
@@ -117,30 +107,13 @@ impl SemFns {
     /// assert!(e.contains("cannot load"));
     /// ```
     pub fn preload(path: &Path) -> Result<SemFns, String> {
-        let c = CString::new(path.as_os_str().as_bytes())
-            .map_err(|_| format!("{}: a NUL byte in the path", path.display()))?;
-        // SAFETY: a NUL-terminated path; the library's initialisers are Rust's std only.
-        let handle = unsafe { libc::dlopen(c.as_ptr(), libc::RTLD_NOW | libc::RTLD_LOCAL) };
-        if handle.is_null() {
-            return Err(format!("cannot load {}", path.display()));
-        }
-        let what = path.display().to_string();
-        let fns = SemFns::lookup(handle, &what)?;
-        let file = std::fs::canonicalize(path).map_err(|e| format!("{what}: {e}"))?;
-        let defined = [
+        let lib = Library::load(path)?;
+        let fns = SemFns::lookup(lib.handle, &lib.what)?;
+        lib.defines(&[
             ("sem_open", fns.open as *const c_void),
             ("sem_close", fns.close as *const c_void),
             ("sem_unlink", fns.unlink as *const c_void),
-        ];
-        for (sym, p) in defined {
-            let from = object_of(p)?;
-            if std::fs::canonicalize(&from).ok().as_deref() != Some(file.as_path()) {
-                return Err(format!(
-                    "{what} does not define {sym}: the loader found it in {}",
-                    from.display()
-                ));
-            }
-        }
+        ])?;
         Ok(fns)
     }
 
