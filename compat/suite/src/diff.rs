@@ -12,20 +12,20 @@
 //! an entry of the divergence table ([`crate::table`]), and every entry that applies to the
 //! pass must explain at least one difference: a fixed divergence makes its entry fail.
 
-use std::collections::BTreeMap;
 use std::ffi::{CStr, CString};
 use std::fmt;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
 use nix::sys::stat::fstat;
 use nix::sys::uio::{pread, pwrite};
 use tmpshm::{Mode, OFlag, ShmDir};
 
+use crate::matrix::{self, Matrix, PriorState, FOREIGN_UID};
 use crate::oracle::Native;
-use crate::preload::Interposers;
-use crate::table::{result_matches, selects, Table};
+use crate::preload::{self, Interposers};
+use crate::table::Table;
 
 /// One implementation under comparison.
 #[derive(Debug, Clone)]
@@ -71,32 +71,19 @@ impl Subject {
             Subject::Preload(_) => "preload",
         }
     }
-
-    /// This subject as a side working in `dir`.
-    fn side(&self, dir: &std::path::Path, cross_user: bool) -> Side {
-        match self {
-            Subject::ShmDir => Side::Tmpshm(ShmDir::new(dir).with_cross_user(cross_user)),
-            Subject::Preload(lib) => Side::Preload {
-                lib: lib.clone(),
-                dir: dir.to_path_buf(),
-                cross_user,
-            },
-        }
-    }
-}
-
-/// Sets the environment the preload library reads (see [`Side::Preload`]).
-fn preload_env(dir: &std::path::Path, cross_user: bool) {
-    std::env::set_var(tmpshm::ENV_DIR, dir);
-    if cross_user {
-        std::env::set_var(tmpshm::ENV_CROSS_USER, "1");
-    } else {
-        std::env::remove_var(tmpshm::ENV_CROSS_USER);
-    }
-    std::env::remove_var(tmpshm::capi::Names::ENV);
 }
 
 impl Side {
+    /// Sets the environment a preload side's calls read (see [`Side::Preload`]).
+    fn env(&self) {
+        if let Side::Preload {
+            dir, cross_user, ..
+        } = self
+        {
+            preload::set_env(dir, *cross_user);
+        }
+    }
+
     /// `shm_open(name, oflag, mode)` on this side.
     ///
     /// # Errors
@@ -110,20 +97,14 @@ impl Side {
     /// assert_eq!(side.open(c"/x", libc::O_RDONLY, 0).unwrap_err(), nix::errno::Errno::ENOENT);
     /// ```
     pub fn open(&self, name: &CStr, oflag: i32, mode: u32) -> Result<OwnedFd, Errno> {
+        self.env();
         match self {
             Side::Native(n) => n.open(name, oflag, mode),
             Side::Tmpshm(d) => {
                 let (flags, mode) = (OFlag::from_bits_retain(oflag), Mode::from_bits_retain(mode));
                 Ok(d.open(name, flags, mode)?)
             }
-            Side::Preload {
-                lib,
-                dir,
-                cross_user,
-            } => {
-                preload_env(dir, *cross_user);
-                lib.open(name, oflag, mode)
-            }
+            Side::Preload { lib, .. } => lib.open(name, oflag, mode),
         }
     }
 
@@ -140,17 +121,11 @@ impl Side {
     /// assert_eq!(side.unlink(c"/x").unwrap_err(), nix::errno::Errno::ENOENT);
     /// ```
     pub fn unlink(&self, name: &CStr) -> Result<(), Errno> {
+        self.env();
         match self {
             Side::Native(n) => n.unlink(name),
             Side::Tmpshm(d) => Ok(d.unlink(name)?),
-            Side::Preload {
-                lib,
-                dir,
-                cross_user,
-            } => {
-                preload_env(dir, *cross_user);
-                lib.unlink(name)
-            }
+            Side::Preload { lib, .. } => lib.unlink(name),
         }
     }
 }
@@ -283,13 +258,7 @@ impl fmt::Display for Outcome {
 }
 
 /// The result of one case on one side, and what a read-only reopen shows after it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Observation {
-    /// The operation's own outcome.
-    pub result: Outcome,
-    /// `open(name, O_RDONLY)` right after.
-    pub after: Outcome,
-}
+pub type Observation = matrix::Observation<Outcome>;
 
 /// A name of the matrix: bytes, class id, words for selectors, and length class.
 #[derive(Debug, Clone)]
@@ -366,20 +335,9 @@ pub fn names(tag: &str) -> Vec<Name> {
     v
 }
 
-/// An operation of the matrix.
-#[derive(Debug, Clone)]
-pub struct Op {
-    /// Label, e.g. `RDWR|CREAT|EXCL` or `RDWR|CREAT mode=1640` or `unlink`.
-    pub label: String,
-    /// `Some((oflag, mode))` for an open, `None` for `shm_unlink`.
-    pub open: Option<(i32, u32)>,
-}
-
-impl Op {
-    fn words(&self) -> Vec<&str> {
-        self.label.split(['|', ' ']).collect()
-    }
-}
+/// An operation of the matrix: `Some((oflag, mode))` for an open, `None` for `shm_unlink`;
+/// labels such as `RDWR|CREAT|EXCL` or `RDWR|CREAT mode=1640` or `unlink`.
+pub type Op = matrix::Op<(i32, u32)>;
 
 /// The mode used for creation unless an operation says otherwise.
 pub const CREATE_MODE: u32 = 0o640;
@@ -474,8 +432,6 @@ pub enum State {
 
 /// What a prior state's object holds.
 pub const PRIOR_DATA: &[u8] = b"prior-data";
-/// The other user of the [`State::Foreign`] state.
-pub const FOREIGN_UID: u32 = 65534;
 
 impl State {
     /// All states.
@@ -488,24 +444,6 @@ impl State {
         State::Foreign,
         State::ForeignShared,
     ];
-
-    /// The word tables use.
-    pub fn word(self) -> &'static str {
-        match self {
-            State::Absent => "absent",
-            State::Present => "present",
-            State::Data => "data",
-            State::ReadOnly => "readonly",
-            State::OthersRw => "others-rw",
-            State::Foreign => "foreign",
-            State::ForeignShared => "foreign-shared",
-        }
-    }
-
-    /// Owned by [`FOREIGN_UID`]: needs root to build.
-    pub fn foreign(self) -> bool {
-        matches!(self, State::Foreign | State::ForeignShared)
-    }
 
     /// Builds the state on one side.
     fn setup(self, side: &Side, name: &CStr) -> Result<(), Errno> {
@@ -537,6 +475,32 @@ impl State {
     }
 }
 
+impl PriorState for State {
+    fn all() -> &'static [State] {
+        &State::ALL
+    }
+
+    fn word(self) -> &'static str {
+        match self {
+            State::Absent => "absent",
+            State::Present => "present",
+            State::Data => "data",
+            State::ReadOnly => "readonly",
+            State::OthersRw => "others-rw",
+            State::Foreign => "foreign",
+            State::ForeignShared => "foreign-shared",
+        }
+    }
+
+    fn foreign(self) -> bool {
+        matches!(self, State::Foreign | State::ForeignShared)
+    }
+
+    fn shared(self) -> bool {
+        self == State::ForeignShared
+    }
+}
+
 /// Runs one operation on one side and observes it.
 ///
 /// # Example
@@ -559,134 +523,80 @@ pub fn observe(side: &Side, name: &CStr, op: &Op) -> Observation {
     Observation { result, after }
 }
 
-/// Which user runs a pass: `root` can set up foreign-owned objects and bypasses modes;
-/// `user` (any other uid) sees modes enforced.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Pass {
-    /// euid 0.
-    Root,
-    /// Any other euid.
-    User,
-}
-
-impl Pass {
-    /// The pass for this process's euid.
-    pub fn current() -> Pass {
-        if nix::unistd::geteuid().is_root() {
-            Pass::Root
-        } else {
-            Pass::User
-        }
-    }
-
-    fn word(self) -> &'static str {
-        match self {
-            Pass::Root => "root",
-            Pass::User => "user",
-        }
-    }
-}
-
 /// One case where the two sides differ.
-#[derive(Debug, Clone)]
-pub struct Divergence {
-    /// Name class, operation label, state word.
-    pub case: (String, String, &'static str),
-    /// Native observation.
-    pub native: Observation,
-    /// tmpshm observation.
-    pub tmpshm: Observation,
-    /// The table entry that explains it, if any.
-    pub explained_by: Option<String>,
-}
+pub type Divergence = matrix::Divergence<Outcome>;
 
 /// The outcome of a pass.
-#[derive(Debug, Clone)]
-pub struct Report {
-    /// The pass.
-    pub pass: Pass,
-    /// The subject's word ([`Subject::word`]).
-    pub subject: &'static str,
-    /// Cases run on both sides.
-    pub cases: usize,
-    /// Cases skipped because the prior state could not be built on both sides.
-    pub skipped: usize,
-    /// Why whole states were skipped.
-    pub notes: Vec<String>,
-    /// Every divergence.
-    pub divergences: Vec<Divergence>,
-    /// Entries that apply to this pass, with how many divergences each explains.
-    pub uses: BTreeMap<String, usize>,
-}
+pub type Report = matrix::Report<Outcome>;
 
-impl Report {
-    /// Divergences no entry explains.
-    pub fn unexplained(&self) -> Vec<&Divergence> {
-        self.divergences
-            .iter()
-            .filter(|d| d.explained_by.is_none())
-            .collect()
+impl Matrix for Subject {
+    type Side = Side;
+    type Args = (i32, u32);
+    type State = State;
+    type Outcome = Outcome;
+
+    const DIR_PREFIX: &'static str = "tmpshm-compat-";
+    const TAG: &'static str = "";
+
+    fn word(&self) -> &'static str {
+        Subject::word(self)
     }
 
-    /// Entries that apply to this pass but explain nothing: the divergence is gone.
-    pub fn stale(&self) -> Vec<&str> {
-        self.uses
-            .iter()
-            .filter(|(_, &n)| n == 0)
-            .map(|(id, _)| id.as_str())
-            .collect()
+    fn title(&self) -> &'static str {
+        Subject::word(self)
     }
 
-    /// No unexplained divergence and no stale entry.
-    pub fn ok(&self) -> bool {
-        self.unexplained().is_empty() && self.stale().is_empty()
+    fn native(&self) -> Result<(Side, String), String> {
+        let oracle = Native::get()?;
+        let is = format!(
+            "glibc {} ({})",
+            Native::libc_version(),
+            oracle.defining_object()?.display()
+        );
+        Ok((Side::Native(oracle), is))
     }
-}
 
-impl fmt::Display for Report {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(
-            f,
-            "pass {} ({}): {} cases, {} divergences; {} skipped (the prior state needs a name both sides accept)",
-            self.pass.word(),
-            self.subject,
-            self.cases,
-            self.divergences.len(),
-            self.skipped
-        )?;
-        for n in &self.notes {
-            writeln!(f, "  note: {n}")?;
+    fn describe(&self) -> String {
+        match self {
+            Subject::ShmDir => "tmpshm::ShmDir".to_string(),
+            Subject::Preload(lib) => lib.path().display().to_string(),
         }
-        for (id, n) in &self.uses {
-            writeln!(f, "  [{id}] explains {n}")?;
-        }
-        for d in self.unexplained() {
-            writeln!(
-                f,
-                "  UNEXPLAINED {} / {} / {}: native {} then {}; {} {} then {}",
-                d.case.0,
-                d.case.1,
-                d.case.2,
-                d.native.result,
-                d.native.after,
-                self.subject,
-                d.tmpshm.result,
-                d.tmpshm.after
-            )?;
-        }
-        for id in self.stale() {
-            writeln!(
-                f,
-                "  STALE [{id}]: applies to this pass but no longer diverges"
-            )?;
-        }
-        Ok(())
     }
-}
 
-fn cleanup(side: &Side, name: &CStr) {
-    // Ignore the result: most cases leave nothing behind.
-    let _ = side.unlink(name);
+    fn side(&self, dir: &Path, cross_user: bool) -> Side {
+        match self {
+            Subject::ShmDir => Side::Tmpshm(ShmDir::new(dir).with_cross_user(cross_user)),
+            Subject::Preload(lib) => Side::Preload {
+                lib: lib.clone(),
+                dir: dir.to_path_buf(),
+                cross_user,
+            },
+        }
+    }
+
+    fn names(&self, tag: &str) -> Vec<Name> {
+        names(tag)
+    }
+
+    fn ops(&self) -> Vec<Op> {
+        ops()
+    }
+
+    fn setup(side: &Side, state: State, name: &CStr) -> bool {
+        state.setup(side, name).is_ok()
+    }
+
+    fn observe(side: &Side, name: &CStr, op: &Op) -> Observation {
+        observe(side, name, op)
+    }
+
+    fn unlink(side: &Side, name: &CStr) -> Result<(), Errno> {
+        side.unlink(name)
+    }
+
+    fn summary(outcome: &Outcome) -> String {
+        outcome.summary()
+    }
 }
 
 /// Runs the whole matrix in this process as its current user, `subject` against the native
@@ -705,115 +615,5 @@ fn cleanup(side: &Side, name: &CStr) {
 /// # Ok::<(), String>(())
 /// ```
 pub fn run(table: &Table, subject: &Subject) -> Result<Report, String> {
-    nix::sys::stat::umask(Mode::from_bits_truncate(0o022));
-    let pass = Pass::current();
-    let oracle = Native::get()?;
-    let native = Side::Native(oracle);
-    let dir = tempfile::Builder::new()
-        .prefix("tmpshm-compat-")
-        .tempdir()
-        .map_err(|e| format!("temporary directory: {e}"))?;
-    let tmpshm = subject.side(dir.path(), false);
-    let tmpshm_shared = subject.side(dir.path(), true);
-    let tag = format!("{}{}{}", std::process::id(), pass.word(), subject.word());
-    let ours = match subject {
-        Subject::ShmDir => "tmpshm::ShmDir".to_string(),
-        Subject::Preload(lib) => lib.path().display().to_string(),
-    };
-    let mut report = Report {
-        pass,
-        subject: subject.word(),
-        cases: 0,
-        skipped: 0,
-        notes: vec![format!(
-            "native: glibc {} ({}), in /dev/shm; {}: {ours}, in {}",
-            Native::libc_version(),
-            oracle.defining_object()?.display(),
-            subject.word(),
-            dir.path().display()
-        )],
-        divergences: Vec::new(),
-        uses: table
-            .entries
-            .iter()
-            .filter(|e| e.user == "*" || e.user == pass.word())
-            .map(|e| (e.id.clone(), 0))
-            .collect(),
-    };
-    let states: Vec<State> = State::ALL
-        .into_iter()
-        .filter(|&s| {
-            if s.foreign() && pass != Pass::Root {
-                report.notes.push(format!(
-                    "state {} skipped: chown to uid {FOREIGN_UID} needs root",
-                    s.word()
-                ));
-                return false;
-            }
-            true
-        })
-        .collect();
-    let ops = ops();
-    for name in names(&tag) {
-        let n = name.bytes.as_c_str();
-        for &state in &states {
-            let ours = if state == State::ForeignShared {
-                &tmpshm_shared
-            } else {
-                &tmpshm
-            };
-            for op in &ops {
-                cleanup(&native, n);
-                cleanup(ours, n);
-                let built = (state.setup(&native, n), state.setup(ours, n));
-                if built.0.is_err() || built.1.is_err() {
-                    report.skipped += 1;
-                    continue;
-                }
-                report.cases += 1;
-                let a = observe(&native, n, op);
-                let b = observe(ours, n, op);
-                if a != b {
-                    let explained_by = explain(table, pass, &name, op, state, &a, &b);
-                    if let Some(id) = &explained_by {
-                        *report.uses.entry(id.clone()).or_default() += 1;
-                    }
-                    report.divergences.push(Divergence {
-                        case: (name.id.clone(), op.label.clone(), state.word()),
-                        native: a,
-                        tmpshm: b,
-                        explained_by,
-                    });
-                }
-            }
-        }
-        cleanup(&native, n);
-        cleanup(&tmpshm, n);
-    }
-    Ok(report)
-}
-
-/// The first entry of `table` that covers this divergence.
-pub(crate) fn explain(
-    table: &Table,
-    pass: Pass,
-    name: &Name,
-    op: &Op,
-    state: State,
-    native: &Observation,
-    tmpshm: &Observation,
-) -> Option<String> {
-    let (nr, tr) = (native.result.summary(), tmpshm.result.summary());
-    table
-        .entries
-        .iter()
-        .find(|e| {
-            (e.user == "*" || e.user == pass.word())
-                && selects(&e.names, &name.words, name.len)
-                && selects(&e.ops, &op.words(), None)
-                && selects(&e.states, &[state.word()], None)
-                && result_matches(&e.native, &nr)
-                && result_matches(&e.tmpshm, &tr)
-        })
-        .map(|e| e.id.clone())
+    matrix::run(table, subject)
 }

@@ -6,6 +6,7 @@
 //!   stand in for it.
 //! - [`preload`]: the preload library's `shm_open`/`shm_unlink`, loaded from its file.
 //! - [`diff`]: the matrix of names x operations x prior states, run on both sides.
+//! - [`matrix`]: how a pass runs a matrix and reports it, for [`diff`] and [`sem`] alike.
 //! - [`table`]: the tables of known divergences, one per subject, and their Markdown.
 //! - [`sem`]: the same for named semaphores: glibc's `sem_open` against tmpshm's C entry
 //!   points and the preload library's.
@@ -31,6 +32,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 pub mod diff;
+pub mod matrix;
 pub mod oracle;
 pub mod preload;
 pub mod sem;

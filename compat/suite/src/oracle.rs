@@ -25,18 +25,60 @@ use nix::errno::Errno;
 pub(crate) type OpenFn = unsafe extern "C" fn(*const c_char, c_int, mode_t) -> c_int;
 pub(crate) type UnlinkFn = unsafe extern "C" fn(*const c_char) -> c_int;
 
+/// A library's `shm_open` and `shm_unlink`.
+#[derive(Clone, Copy)]
+pub(crate) struct ShmFns {
+    pub(crate) open: OpenFn,
+    pub(crate) unlink: UnlinkFn,
+}
+
+impl ShmFns {
+    /// The two functions as `handle` defines them; `what` names the object in errors.
+    pub(crate) fn lookup(handle: *mut c_void, what: &str) -> Result<ShmFns, String> {
+        let open = lookup(handle, c"shm_open", what)?;
+        let unlink = lookup(handle, c"shm_unlink", what)?;
+        // SAFETY: the symbols are `shm_open(const char *, int, mode_t)` and
+        // `shm_unlink(const char *)`, with exactly these C signatures.
+        Ok(unsafe {
+            ShmFns {
+                open: std::mem::transmute::<*mut c_void, OpenFn>(open),
+                unlink: std::mem::transmute::<*mut c_void, UnlinkFn>(unlink),
+            }
+        })
+    }
+
+    /// `shm_open(name, oflag, mode)`; the errno it sets.
+    pub(crate) fn open(&self, name: &CStr, oflag: c_int, mode: mode_t) -> Result<OwnedFd, Errno> {
+        // SAFETY: the library's shm_open with a valid C string.
+        let fd = unsafe { (self.open)(name.as_ptr(), oflag, mode) };
+        if fd < 0 {
+            return Err(Errno::last());
+        }
+        // SAFETY: a fresh fd that nothing else owns.
+        Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    }
+
+    /// `shm_unlink(name)`; the errno it sets.
+    pub(crate) fn unlink(&self, name: &CStr) -> Result<(), Errno> {
+        // SAFETY: the library's shm_unlink with a valid C string.
+        if unsafe { (self.unlink)(name.as_ptr()) } < 0 {
+            return Err(Errno::last());
+        }
+        Ok(())
+    }
+}
+
 /// libc's `shm_open` and `shm_unlink`, and the file that defines them.
 #[derive(Clone, Copy)]
 pub struct Native {
-    open: OpenFn,
-    unlink: UnlinkFn,
+    fns: ShmFns,
 }
 
 impl std::fmt::Debug for Native {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Native")
-            .field("open", &(self.open as *const c_void))
-            .field("unlink", &(self.unlink as *const c_void))
+            .field("open", &(self.fns.open as *const c_void))
+            .field("unlink", &(self.fns.unlink as *const c_void))
             .finish()
     }
 }
@@ -64,6 +106,22 @@ pub(crate) fn object_of(addr: *const c_void) -> Result<PathBuf, String> {
     // SAFETY: dladdr set dli_fname to a NUL-terminated string owned by the loader.
     let name = unsafe { CStr::from_ptr(info.dli_fname) };
     Ok(PathBuf::from(OsStr::from_bytes(name.to_bytes())))
+}
+
+/// A handle on the `libc.so.6` this process has loaded (never an interposer in front of it);
+/// it stays open for the life of the process, as libc is never unloaded.
+pub(crate) fn libc_handle() -> Result<*mut c_void, String> {
+    // SAFETY: a constant NUL-terminated name; RTLD_NOLOAD only finds what is loaded.
+    let handle = unsafe {
+        libc::dlopen(
+            c"libc.so.6".as_ptr(),
+            libc::RTLD_NOW | libc::RTLD_NOLOAD | libc::RTLD_LOCAL,
+        )
+    };
+    if handle.is_null() {
+        return Err("libc.so.6 is not loaded in this process".to_string());
+    }
+    Ok(handle)
 }
 
 /// Why glibc's `shm_open`, and any shared library loaded with `dlopen`, cannot be had in this
@@ -114,26 +172,8 @@ impl Native {
             if let Some(why) = needs_glibc() {
                 return Err(format!("needs glibc ({why})"));
             }
-            // SAFETY: a constant NUL-terminated name; RTLD_NOLOAD only finds what is loaded.
-            let handle = unsafe {
-                libc::dlopen(
-                    c"libc.so.6".as_ptr(),
-                    libc::RTLD_NOW | libc::RTLD_NOLOAD | libc::RTLD_LOCAL,
-                )
-            };
-            if handle.is_null() {
-                return Err("libc.so.6 is not loaded in this process".to_string());
-            }
-            let open = lookup(handle, c"shm_open", "libc.so.6")?;
-            let unlink = lookup(handle, c"shm_unlink", "libc.so.6")?;
-            // The handle stays open for the life of the process: libc is never unloaded.
-            // SAFETY: both symbols are libc's functions with exactly these C signatures.
-            Ok(unsafe {
-                Native {
-                    open: std::mem::transmute::<*mut c_void, OpenFn>(open),
-                    unlink: std::mem::transmute::<*mut c_void, UnlinkFn>(unlink),
-                }
-            })
+            let fns = ShmFns::lookup(libc_handle()?, "libc.so.6")?;
+            Ok(Native { fns })
         })
         .clone()
     }
@@ -146,7 +186,7 @@ impl Native {
     /// # Example
     /// See [`Native::get`].
     pub fn defining_object(&self) -> Result<PathBuf, String> {
-        object_of(self.open as *const c_void)
+        object_of(self.fns.open as *const c_void)
     }
 
     /// The C library's own version string (`gnu_get_libc_version`), e.g. `"2.36"`: the
@@ -183,13 +223,7 @@ impl Native {
     /// # Ok::<(), String>(())
     /// ```
     pub fn open(&self, name: &CStr, oflag: c_int, mode: mode_t) -> Result<OwnedFd, Errno> {
-        // SAFETY: libc's shm_open with a valid C string.
-        let fd = unsafe { (self.open)(name.as_ptr(), oflag, mode) };
-        if fd < 0 {
-            return Err(Errno::last());
-        }
-        // SAFETY: a fresh fd that nothing else owns.
-        Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+        self.fns.open(name, oflag, mode)
     }
 
     /// libc's `shm_unlink(name)`.
@@ -204,10 +238,6 @@ impl Native {
     /// # Ok::<(), String>(())
     /// ```
     pub fn unlink(&self, name: &CStr) -> Result<(), Errno> {
-        // SAFETY: libc's shm_unlink with a valid C string.
-        if unsafe { (self.unlink)(name.as_ptr()) } < 0 {
-            return Err(Errno::last());
-        }
-        Ok(())
+        self.fns.unlink(name)
     }
 }

@@ -9,23 +9,98 @@
 //! checks that they are defined in that file, not found in libc behind it.
 
 use std::ffi::{CStr, CString};
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use libc::{c_int, c_void, mode_t};
 use nix::errno::Errno;
 
-use crate::oracle::{lookup, object_of, OpenFn, UnlinkFn};
+use crate::oracle::{object_of, ShmFns};
 
 /// The file name `cargo build -p tmpshm-preload` gives the library.
 pub const FILE_NAME: &str = "libtmpshm_preload.so";
 
+/// Sets the environment tmpshm's C entry points read, the preload library's among them:
+/// `TMPSHM_DIR=dir`, `TMPSHM_CROSS_USER=1` exactly when `cross_user`, no `TMPSHM_NAMES`.
+pub(crate) fn set_env(dir: &Path, cross_user: bool) {
+    std::env::set_var(tmpshm::ENV_DIR, dir);
+    if cross_user {
+        std::env::set_var(tmpshm::ENV_CROSS_USER, "1");
+    } else {
+        std::env::remove_var(tmpshm::ENV_CROSS_USER);
+    }
+    std::env::remove_var(tmpshm::capi::Names::ENV);
+}
+
+/// A shared library loaded from its file (`RTLD_LOCAL`, for the life of the process).
+pub(crate) struct Library {
+    /// Its `dlopen` handle.
+    pub(crate) handle: *mut c_void,
+    /// The path as given, for messages.
+    pub(crate) what: String,
+    /// The file, resolved.
+    pub(crate) file: PathBuf,
+}
+
+impl Library {
+    /// Loads the library at `path`.
+    ///
+    /// # Errors
+    /// A message when the file cannot be loaded (the loader's reason), or at once in a
+    /// program without glibc ([`crate::oracle::needs_glibc`]).
+    pub(crate) fn load(path: &Path) -> Result<Library, String> {
+        if let Some(why) = crate::oracle::needs_glibc() {
+            return Err(format!(
+                "cannot load {}: needs glibc ({why})",
+                path.display()
+            ));
+        }
+        let c = CString::new(path.as_os_str().as_bytes())
+            .map_err(|_| format!("{}: a NUL byte in the path", path.display()))?;
+        // SAFETY: a NUL-terminated path. The library's initialisers are Rust's std only.
+        let handle = unsafe { libc::dlopen(c.as_ptr(), libc::RTLD_NOW | libc::RTLD_LOCAL) };
+        if handle.is_null() {
+            // SAFETY: dlerror returns NULL or a NUL-terminated message owned by the loader.
+            let why = unsafe {
+                let e = libc::dlerror();
+                if e.is_null() {
+                    "unknown error".to_string()
+                } else {
+                    CStr::from_ptr(e).to_string_lossy().into_owned()
+                }
+            };
+            return Err(format!("cannot load {}: {why}", path.display()));
+        }
+        let what = path.display().to_string();
+        let file = std::fs::canonicalize(path).map_err(|e| format!("{what}: {e}"))?;
+        Ok(Library { handle, what, file })
+    }
+
+    /// Checks that each function (a symbol and the address `dlsym` found for it on this
+    /// library's handle) is defined in this file, not found in a library behind it.
+    ///
+    /// # Errors
+    /// A message naming the first function the file does not define.
+    pub(crate) fn defines(&self, functions: &[(&str, *const c_void)]) -> Result<(), String> {
+        for &(sym, p) in functions {
+            let from = object_of(p)?;
+            if std::fs::canonicalize(&from).ok().as_deref() != Some(self.file.as_path()) {
+                return Err(format!(
+                    "{} does not define {sym}: the loader found it in {}",
+                    self.what,
+                    from.display()
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The interposers of one loaded preload library.
 #[derive(Clone)]
 pub struct Interposers {
-    open: OpenFn,
-    unlink: UnlinkFn,
+    fns: ShmFns,
     path: PathBuf,
 }
 
@@ -51,48 +126,15 @@ impl Interposers {
     /// assert!(err.contains("cannot load"));
     /// ```
     pub fn load(path: &Path) -> Result<Interposers, String> {
-        if let Some(why) = crate::oracle::needs_glibc() {
-            return Err(format!(
-                "cannot load {}: needs glibc ({why})",
-                path.display()
-            ));
-        }
-        let c = CString::new(path.as_os_str().as_bytes())
-            .map_err(|_| format!("{}: a NUL byte in the path", path.display()))?;
-        // SAFETY: a NUL-terminated path. The library's initialisers are Rust's std only.
-        let handle = unsafe { libc::dlopen(c.as_ptr(), libc::RTLD_NOW | libc::RTLD_LOCAL) };
-        if handle.is_null() {
-            // SAFETY: dlerror returns NULL or a NUL-terminated message owned by the loader.
-            let why = unsafe {
-                let e = libc::dlerror();
-                if e.is_null() {
-                    "unknown error".to_string()
-                } else {
-                    CStr::from_ptr(e).to_string_lossy().into_owned()
-                }
-            };
-            return Err(format!("cannot load {}: {why}", path.display()));
-        }
-        let what = path.display().to_string();
-        let open = lookup(handle, c"shm_open", &what)?;
-        let unlink = lookup(handle, c"shm_unlink", &what)?;
-        let file = std::fs::canonicalize(path).map_err(|e| format!("{what}: {e}"))?;
-        for (sym, p) in [("shm_open", open), ("shm_unlink", unlink)] {
-            let from = object_of(p)?;
-            if std::fs::canonicalize(&from).ok().as_deref() != Some(file.as_path()) {
-                return Err(format!(
-                    "{what} does not define {sym}: the loader found it in {}",
-                    from.display()
-                ));
-            }
-        }
-        // SAFETY: both are the library's exports, with exactly these C signatures.
-        Ok(unsafe {
-            Interposers {
-                open: std::mem::transmute::<*mut c_void, OpenFn>(open),
-                unlink: std::mem::transmute::<*mut c_void, UnlinkFn>(unlink),
-                path: file,
-            }
+        let lib = Library::load(path)?;
+        let fns = ShmFns::lookup(lib.handle, &lib.what)?;
+        lib.defines(&[
+            ("shm_open", fns.open as *const c_void),
+            ("shm_unlink", fns.unlink as *const c_void),
+        ])?;
+        Ok(Interposers {
+            fns,
+            path: lib.file,
         })
     }
 
@@ -127,13 +169,7 @@ impl Interposers {
     /// # Ok::<(), String>(())
     /// ```
     pub fn open(&self, name: &CStr, oflag: c_int, mode: mode_t) -> Result<OwnedFd, Errno> {
-        // SAFETY: the library's shm_open with a valid C string.
-        let fd = unsafe { (self.open)(name.as_ptr(), oflag, mode) };
-        if fd < 0 {
-            return Err(Errno::last());
-        }
-        // SAFETY: a fresh fd that nothing else owns.
-        Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+        self.fns.open(name, oflag, mode)
     }
 
     /// The library's `shm_unlink(name)`.
@@ -150,10 +186,6 @@ impl Interposers {
     /// # Ok::<(), String>(())
     /// ```
     pub fn unlink(&self, name: &CStr) -> Result<(), Errno> {
-        // SAFETY: the library's shm_unlink with a valid C string.
-        if unsafe { (self.unlink)(name.as_ptr()) } < 0 {
-            return Err(Errno::last());
-        }
-        Ok(())
+        self.fns.unlink(name)
     }
 }

@@ -19,8 +19,7 @@
 //! The value is read only where the mapping's file still holds a whole `sem_t`: glibc passes
 //! `O_TRUNC` on to `open(2)`, and a truncated semaphore raises `SIGBUS` when touched.
 
-use std::collections::BTreeMap;
-use std::ffi::{CStr, CString};
+use std::ffi::CStr;
 use std::fmt;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
@@ -30,9 +29,11 @@ use libc::{c_char, c_int, c_uint, c_void, mode_t};
 use nix::errno::Errno;
 use tmpshm::capi::Names;
 
-use crate::diff::{names, Name, Pass, FOREIGN_UID};
-use crate::oracle::{lookup, object_of};
-use crate::table::{result_matches, selects, Table, TableFile};
+use crate::diff::{names, Name};
+use crate::matrix::{self, for_user, Matrix, Pass, PriorState, FOREIGN_UID};
+use crate::oracle::{libc_handle, lookup, object_of, Native};
+use crate::preload::Library;
+use crate::table::{selects, Entry, Table, TableFile};
 
 /// The table of the semaphore passes.
 pub const TABLE: TableFile = TableFile {
@@ -91,18 +92,7 @@ impl SemFns {
     /// # Ok::<(), String>(())
     /// ```
     pub fn glibc() -> Result<SemFns, String> {
-        // SAFETY: a constant NUL-terminated name; RTLD_NOLOAD only finds what is loaded, and
-        // the handle stays open for the life of the process (libc is never unloaded).
-        let handle = unsafe {
-            libc::dlopen(
-                c"libc.so.6".as_ptr(),
-                libc::RTLD_NOW | libc::RTLD_NOLOAD | libc::RTLD_LOCAL,
-            )
-        };
-        if handle.is_null() {
-            return Err("libc.so.6 is not loaded in this process".to_string());
-        }
-        SemFns::lookup(handle, "libc.so.6")
+        SemFns::lookup(libc_handle()?, "libc.so.6")
     }
 
     /// The preload library at `path` (loaded `RTLD_LOCAL`, for the life of the process), after
@@ -117,30 +107,13 @@ impl SemFns {
     /// assert!(e.contains("cannot load"));
     /// ```
     pub fn preload(path: &Path) -> Result<SemFns, String> {
-        let c = CString::new(path.as_os_str().as_bytes())
-            .map_err(|_| format!("{}: a NUL byte in the path", path.display()))?;
-        // SAFETY: a NUL-terminated path; the library's initialisers are Rust's std only.
-        let handle = unsafe { libc::dlopen(c.as_ptr(), libc::RTLD_NOW | libc::RTLD_LOCAL) };
-        if handle.is_null() {
-            return Err(format!("cannot load {}", path.display()));
-        }
-        let what = path.display().to_string();
-        let fns = SemFns::lookup(handle, &what)?;
-        let file = std::fs::canonicalize(path).map_err(|e| format!("{what}: {e}"))?;
-        let defined = [
+        let lib = Library::load(path)?;
+        let fns = SemFns::lookup(lib.handle, &lib.what)?;
+        lib.defines(&[
             ("sem_open", fns.open as *const c_void),
             ("sem_close", fns.close as *const c_void),
             ("sem_unlink", fns.unlink as *const c_void),
-        ];
-        for (sym, p) in defined {
-            let from = object_of(p)?;
-            if std::fs::canonicalize(&from).ok().as_deref() != Some(file.as_path()) {
-                return Err(format!(
-                    "{what} does not define {sym}: the loader found it in {}",
-                    from.display()
-                ));
-            }
-        }
+        ])?;
         Ok(fns)
     }
 
@@ -178,13 +151,7 @@ impl SemSide {
             dir, cross_user, ..
         } = self
         {
-            std::env::set_var(tmpshm::ENV_DIR, dir);
-            if *cross_user {
-                std::env::set_var(tmpshm::ENV_CROSS_USER, "1");
-            } else {
-                std::env::remove_var(tmpshm::ENV_CROSS_USER);
-            }
-            std::env::remove_var(Names::ENV);
+            crate::preload::set_env(dir, *cross_user);
         }
     }
 
@@ -409,28 +376,11 @@ impl fmt::Display for SemOutcome {
 }
 
 /// One case's observation on one side: the result, then what `sem_open(name, 0)` shows.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SemObservation {
-    /// The operation's outcome.
-    pub result: SemOutcome,
-    /// A plain open right after.
-    pub after: SemOutcome,
-}
+pub type SemObservation = matrix::Observation<SemOutcome>;
 
-/// An operation: `sem_open(name, oflag, mode, value)` or `sem_unlink(name)`.
-#[derive(Debug, Clone)]
-pub struct SemOp {
-    /// Label, e.g. `open|CREAT|EXCL mode=644 value=max+1`, or `unlink`.
-    pub label: String,
-    /// `Some((oflag, mode, value))` for an open.
-    pub open: Option<(c_int, u32, u32)>,
-}
-
-impl SemOp {
-    fn words(&self) -> Vec<&str> {
-        self.label.split(['|', ' ']).collect()
-    }
-}
+/// An operation: `sem_open(name, oflag, mode, value)` with `Some((oflag, mode, value))`, or
+/// `sem_unlink(name)`; labels such as `open|CREAT|EXCL mode=644 value=max+1`, or `unlink`.
+pub type SemOp = matrix::Op<(c_int, u32, u32)>;
 
 /// `SEM_VALUE_MAX` of this system.
 pub fn value_max() -> u32 {
@@ -525,22 +475,6 @@ impl SemState {
         SemState::ForeignShared,
     ];
 
-    /// The word tables use.
-    pub fn word(self) -> &'static str {
-        match self {
-            SemState::Absent => "absent",
-            SemState::Present => "present",
-            SemState::Valued => "valued",
-            SemState::OthersRw => "others-rw",
-            SemState::Foreign => "foreign",
-            SemState::ForeignShared => "foreign-shared",
-        }
-    }
-
-    fn foreign(self) -> bool {
-        matches!(self, SemState::Foreign | SemState::ForeignShared)
-    }
-
     /// Builds the state on one side: created through the side's own `sem_open`, then its
     /// file changed.
     fn setup(self, side: &SemSide, name: &CStr) -> Result<(), String> {
@@ -568,32 +502,51 @@ impl SemState {
     }
 }
 
+impl PriorState for SemState {
+    fn all() -> &'static [SemState] {
+        &SemState::ALL
+    }
+
+    fn word(self) -> &'static str {
+        match self {
+            SemState::Absent => "absent",
+            SemState::Present => "present",
+            SemState::Valued => "valued",
+            SemState::OthersRw => "others-rw",
+            SemState::Foreign => "foreign",
+            SemState::ForeignShared => "foreign-shared",
+        }
+    }
+
+    fn foreign(self) -> bool {
+        matches!(self, SemState::Foreign | SemState::ForeignShared)
+    }
+
+    fn shared(self) -> bool {
+        self == SemState::ForeignShared
+    }
+}
+
 /// Runs one operation on one side and observes it.
 pub fn observe(side: &SemSide, name: &CStr, op: &SemOp) -> SemObservation {
-    let result = match op.open {
-        Some((oflag, mode, value)) => match side.open(name, oflag, mode, value) {
-            Ok(p) => {
-                let o = SemOutcome::of(side, name, p);
-                // SAFETY: opened just above on this side.
-                let _ = unsafe { side.close(p) };
-                o
-            }
-            Err(e) => SemOutcome::Err(e),
-        },
-        None => match side.unlink(name) {
-            Ok(()) => SemOutcome::Done,
-            Err(e) => SemOutcome::Err(e),
-        },
-    };
-    let after = match side.open(name, 0, 0, 0) {
+    // Observes what an open returned, then closes it.
+    let seen = |opened: Result<*mut libc::sem_t, Errno>| match opened {
         Ok(p) => {
             let o = SemOutcome::of(side, name, p);
-            // SAFETY: opened just above on this side.
+            // SAFETY: opened just before on this side.
             let _ = unsafe { side.close(p) };
             o
         }
         Err(e) => SemOutcome::Err(e),
     };
+    let result = match op.open {
+        Some((oflag, mode, value)) => seen(side.open(name, oflag, mode, value)),
+        None => match side.unlink(name) {
+            Ok(()) => SemOutcome::Done,
+            Err(e) => SemOutcome::Err(e),
+        },
+    };
+    let after = seen(side.open(name, 0, 0, 0));
     SemObservation { result, after }
 }
 
@@ -616,135 +569,20 @@ impl SemSubject {
         }
     }
 
+    /// The word every name of the subject's pass carries.
     fn name_word(&self) -> &'static str {
         match self {
             SemSubject::Strict => "strict",
             SemSubject::Preload(..) => "glibc-names",
         }
     }
-
-    fn side(&self, dir: &Path, cross_user: bool) -> SemSide {
-        let (names, lib) = match self {
-            SemSubject::Strict => (Names::Strict, None),
-            SemSubject::Preload(f, _) => (Names::Glibc, Some(*f)),
-        };
-        SemSide::Capi {
-            names,
-            lib,
-            dir: dir.to_path_buf(),
-            cross_user,
-        }
-    }
 }
 
 /// One case where the sides differ.
-#[derive(Debug, Clone)]
-pub struct SemDivergence {
-    /// Name class, operation label, state word.
-    pub case: (String, String, &'static str),
-    /// glibc's observation.
-    pub native: SemObservation,
-    /// tmpshm's observation.
-    pub tmpshm: SemObservation,
-    /// The entry that explains it.
-    pub explained_by: Option<String>,
-}
+pub type SemDivergence = matrix::Divergence<SemOutcome>;
 
 /// The outcome of a pass.
-#[derive(Debug, Clone)]
-pub struct SemReport {
-    /// Which user ran it.
-    pub pass: Pass,
-    /// [`SemSubject::word`].
-    pub subject: &'static str,
-    /// Cases run on both sides.
-    pub cases: usize,
-    /// Cases whose prior state could not be built on both sides.
-    pub skipped: usize,
-    /// Notes (versions, directories, skipped states).
-    pub notes: Vec<String>,
-    /// Every divergence.
-    pub divergences: Vec<SemDivergence>,
-    /// Applicable entries and how many divergences each explains.
-    pub uses: BTreeMap<String, usize>,
-}
-
-impl SemReport {
-    /// Divergences no entry explains.
-    pub fn unexplained(&self) -> Vec<&SemDivergence> {
-        self.divergences
-            .iter()
-            .filter(|d| d.explained_by.is_none())
-            .collect()
-    }
-
-    /// Applicable entries that explain nothing.
-    pub fn stale(&self) -> Vec<&str> {
-        self.uses
-            .iter()
-            .filter(|(_, &n)| n == 0)
-            .map(|(id, _)| id.as_str())
-            .collect()
-    }
-
-    /// No unexplained divergence and no stale entry.
-    pub fn ok(&self) -> bool {
-        self.unexplained().is_empty() && self.stale().is_empty()
-    }
-}
-
-impl fmt::Display for SemReport {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let who = match self.pass {
-            Pass::Root => "root",
-            Pass::User => "user",
-        };
-        writeln!(
-            f,
-            "pass {who} (sem {}): {} cases, {} divergences; {} skipped (the prior state needs a name both sides accept)",
-            self.subject,
-            self.cases,
-            self.divergences.len(),
-            self.skipped
-        )?;
-        for n in &self.notes {
-            writeln!(f, "  note: {n}")?;
-        }
-        for (id, n) in &self.uses {
-            writeln!(f, "  [{id}] explains {n}")?;
-        }
-        for d in self.unexplained() {
-            writeln!(
-                f,
-                "  UNEXPLAINED {} / {} / {}: native {} then {}; {} {} then {}",
-                d.case.0,
-                d.case.1,
-                d.case.2,
-                d.native.result,
-                d.native.after,
-                self.subject,
-                d.tmpshm.result,
-                d.tmpshm.after
-            )?;
-        }
-        for id in self.stale() {
-            writeln!(
-                f,
-                "  STALE [{id}]: applies to this pass but no longer diverges"
-            )?;
-        }
-        Ok(())
-    }
-}
-
-/// The names of a pass: [`crate::diff::names`], each with the subject's word.
-fn pass_names(tag: &str, subject: &SemSubject) -> Vec<Name> {
-    let mut v = names(tag);
-    for n in &mut v {
-        n.words.push(subject.name_word());
-    }
-    v
-}
+pub type SemReport = matrix::Report<SemOutcome>;
 
 /// Takes a lock that serialises the passes on this machine: the names `/.` and `/..` are the
 /// same in every pass on glibc's side (`/dev/shm/sem..`, `/dev/shm/sem...`), so concurrent
@@ -779,6 +617,96 @@ fn serialise() -> Result<std::fs::File, String> {
     Ok(file)
 }
 
+impl Matrix for SemSubject {
+    type Side = SemSide;
+    type Args = (c_int, u32, u32);
+    type State = SemState;
+    type Outcome = SemOutcome;
+
+    const DIR_PREFIX: &'static str = "tmpshm-compat-sem-";
+    const TAG: &'static str = "sem";
+
+    fn word(&self) -> &'static str {
+        SemSubject::word(self)
+    }
+
+    fn title(&self) -> &'static str {
+        match self {
+            SemSubject::Strict => "sem strict",
+            SemSubject::Preload(..) => "sem preload",
+        }
+    }
+
+    fn native(&self) -> Result<(SemSide, String), String> {
+        let glibc = SemFns::glibc()?;
+        let is = format!(
+            "glibc {} sem_open ({})",
+            Native::libc_version(),
+            glibc.defining_object()?.display()
+        );
+        Ok((SemSide::Glibc(glibc), is))
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            SemSubject::Strict => "tmpshm::capi (Names::Strict)".to_string(),
+            SemSubject::Preload(_, p) => p.display().to_string(),
+        }
+    }
+
+    fn side(&self, dir: &Path, cross_user: bool) -> SemSide {
+        let (names, lib) = match self {
+            SemSubject::Strict => (Names::Strict, None),
+            SemSubject::Preload(f, _) => (Names::Glibc, Some(*f)),
+        };
+        SemSide::Capi {
+            names,
+            lib,
+            dir: dir.to_path_buf(),
+            cross_user,
+        }
+    }
+
+    /// [`crate::diff::names`], each with the subject's word.
+    fn names(&self, tag: &str) -> Vec<Name> {
+        let mut v = names(tag);
+        for n in &mut v {
+            n.words.push(self.name_word());
+        }
+        v
+    }
+
+    fn ops(&self) -> Vec<SemOp> {
+        ops()
+    }
+
+    /// The pass's user, and a name of the pass: an entry for the other subject's name rules
+    /// does not apply.
+    fn applies(&self, entry: &Entry, pass: Pass, names: &[Name]) -> bool {
+        for_user(entry, pass) && names.iter().any(|n| selects(&entry.names, &n.words, n.len))
+    }
+
+    fn lock(&self) -> Result<Option<std::fs::File>, String> {
+        serialise().map(Some)
+    }
+
+    fn setup(side: &SemSide, state: SemState, name: &CStr) -> bool {
+        state.setup(side, name).is_ok()
+    }
+
+    fn observe(side: &SemSide, name: &CStr, op: &SemOp) -> SemObservation {
+        observe(side, name, op)
+    }
+
+    fn unlink(side: &SemSide, name: &CStr) -> Result<(), Errno> {
+        side.unlink(name)
+    }
+
+    fn summary(outcome: &SemOutcome) -> String {
+        outcome.summary()
+    }
+}
+
 /// Runs the whole matrix in this process as its current user, `subject` against glibc's
 /// functions, and checks it against `table`. One pass runs at a time on a machine (a lock file
 /// in the temporary directory). Sets the umask to 022 and changes the
@@ -787,119 +715,5 @@ fn serialise() -> Result<std::fs::File, String> {
 /// # Errors
 /// A message when glibc's functions or a temporary directory are unavailable.
 pub fn run(table: &Table, subject: &SemSubject) -> Result<SemReport, String> {
-    nix::sys::stat::umask(tmpshm::Mode::from_bits_truncate(0o022));
-    let pass = Pass::current();
-    let glibc = SemFns::glibc()?;
-    let native = SemSide::Glibc(glibc);
-    let dir = tempfile::Builder::new()
-        .prefix("tmpshm-compat-sem-")
-        .tempdir()
-        .map_err(|e| format!("temporary directory: {e}"))?;
-    let ours = subject.side(dir.path(), false);
-    let ours_shared = subject.side(dir.path(), true);
-    let who = if pass == Pass::Root { "root" } else { "user" };
-    let tag = format!("{}{who}sem{}", std::process::id(), subject.word());
-    let names = pass_names(&tag, subject);
-    let what = match subject {
-        SemSubject::Strict => "tmpshm::capi (Names::Strict)".to_string(),
-        SemSubject::Preload(_, p) => p.display().to_string(),
-    };
-    let applicable = |e: &&crate::table::Entry| {
-        (e.user == "*" || e.user == who) && names.iter().any(|n| selects(&e.names, &n.words, n.len))
-    };
-    let mut report = SemReport {
-        pass,
-        subject: subject.word(),
-        cases: 0,
-        skipped: 0,
-        notes: vec![format!(
-            "native: glibc {} sem_open ({}), in /dev/shm; {}: {what}, in {}",
-            crate::oracle::Native::libc_version(),
-            glibc.defining_object()?.display(),
-            subject.word(),
-            dir.path().display()
-        )],
-        divergences: Vec::new(),
-        uses: table
-            .entries
-            .iter()
-            .filter(applicable)
-            .map(|e| (e.id.clone(), 0))
-            .collect(),
-    };
-    let states: Vec<SemState> = SemState::ALL
-        .into_iter()
-        .filter(|&s| {
-            if s.foreign() && pass != Pass::Root {
-                report.notes.push(format!(
-                    "state {} skipped: chown to uid {FOREIGN_UID} needs root",
-                    s.word()
-                ));
-                return false;
-            }
-            true
-        })
-        .collect();
-    let ops = ops();
-    let _one_pass_at_a_time = serialise()?;
-    for name in &names {
-        let n = name.bytes.as_c_str();
-        for &state in &states {
-            let side = if state == SemState::ForeignShared {
-                &ours_shared
-            } else {
-                &ours
-            };
-            for op in &ops {
-                let _ = native.unlink(n);
-                let _ = side.unlink(n);
-                if state.setup(&native, n).is_err() || state.setup(side, n).is_err() {
-                    report.skipped += 1;
-                    continue;
-                }
-                report.cases += 1;
-                let a = observe(&native, n, op);
-                let b = observe(side, n, op);
-                if a != b {
-                    let explained_by = explain(table, who, name, op, state, &a, &b);
-                    if let Some(id) = &explained_by {
-                        *report.uses.entry(id.clone()).or_default() += 1;
-                    }
-                    report.divergences.push(SemDivergence {
-                        case: (name.id.clone(), op.label.clone(), state.word()),
-                        native: a,
-                        tmpshm: b,
-                        explained_by,
-                    });
-                }
-            }
-        }
-        let _ = native.unlink(n);
-        let _ = ours.unlink(n);
-    }
-    Ok(report)
-}
-
-fn explain(
-    table: &Table,
-    who: &str,
-    name: &Name,
-    op: &SemOp,
-    state: SemState,
-    native: &SemObservation,
-    tmpshm: &SemObservation,
-) -> Option<String> {
-    let (nr, tr) = (native.result.summary(), tmpshm.result.summary());
-    table
-        .entries
-        .iter()
-        .find(|e| {
-            (e.user == "*" || e.user == who)
-                && selects(&e.names, &name.words, name.len)
-                && selects(&e.ops, &op.words(), None)
-                && selects(&e.states, &[state.word()], None)
-                && result_matches(&e.native, &nr)
-                && result_matches(&e.tmpshm, &tr)
-        })
-        .map(|e| e.id.clone())
+    matrix::run(table, subject)
 }

@@ -5,7 +5,7 @@
 mod support;
 
 use std::collections::BTreeSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use support::{compile, library, link_libtmpshm, run_ok, unique, Lib};
@@ -13,6 +13,18 @@ use support::{compile, library, link_libtmpshm, run_ok, unique, Lib};
 /// The lines of a `/proc/self/maps` dump that map `path`.
 fn maps_of<'a>(out: &'a str, path: &str) -> Vec<&'a str> {
     out.lines().filter(|l| l.ends_with(path)).collect()
+}
+
+/// Compiles `tests/c/<name>.c` into `out` (as [`compile`]), linked against `libtmpshm` after
+/// the linker options `first`.
+fn compile_linked(name: &str, out: &Path, first: &[&str]) -> PathBuf {
+    let link = link_libtmpshm(&out.join("rt"));
+    let args: Vec<&str> = first
+        .iter()
+        .copied()
+        .chain(link.iter().map(String::as_str))
+        .collect();
+    compile(name, out, &args)
 }
 
 /// How `sysv_posix_file` runs.
@@ -30,17 +42,11 @@ enum How {
 /// returns the object name and the output (its `/proc/self/maps`).
 fn run_sysv_posix_file(tag: &str, how: How, dir: &Path) -> (String, String) {
     let tmp = tempfile::tempdir().unwrap();
-    let link = match how {
+    let exe = match how {
         // --no-as-needed: the library is loaded although the program calls nothing in it.
-        How::Linked => [
-            vec!["-Wl,--no-as-needed".to_string()],
-            link_libtmpshm(&tmp.path().join("rt")),
-        ]
-        .concat(),
-        _ => Vec::new(),
+        How::Linked => compile_linked("sysv_posix_file", tmp.path(), &["-Wl,--no-as-needed"]),
+        _ => compile("sysv_posix_file", tmp.path(), &[]),
     };
-    let link: Vec<&str> = link.iter().map(String::as_str).collect();
-    let exe = compile("sysv_posix_file", tmp.path(), &link);
     let name = unique(tag);
     let plain = tmp.path().join("plain");
     let mut cmd = Command::new(&exe);
@@ -119,9 +125,7 @@ fn sysv_posix_file_linked_with_libtmpshm_still_uses_the_systems_shm_open() {
 #[test]
 fn c_abi_linked_against_libtmpshm() {
     let tmp = tempfile::tempdir().unwrap();
-    let link = link_libtmpshm(&tmp.path().join("rt"));
-    let link: Vec<&str> = link.iter().map(String::as_str).collect();
-    let exe = compile("abi", tmp.path(), &link);
+    let exe = compile_linked("abi", tmp.path(), &[]);
     let dir = tempfile::tempdir().unwrap();
     let out = run_ok(Command::new(&exe).env("TMPSHM_DIR", dir.path()));
     assert_eq!(out.trim(), "abi ok");
@@ -130,9 +134,7 @@ fn c_abi_linked_against_libtmpshm() {
 #[test]
 fn a_program_linked_with_libtmpshm_keeps_the_systems_shm_open() {
     let tmp = tempfile::tempdir().unwrap();
-    let link = link_libtmpshm(&tmp.path().join("rt"));
-    let link: Vec<&str> = link.iter().map(String::as_str).collect();
-    let exe = compile("abi_and_native", tmp.path(), &link);
+    let exe = compile_linked("abi_and_native", tmp.path(), &[]);
     let dir = tempfile::tempdir().unwrap();
     let name = unique("both");
     let out = run_ok(
@@ -225,34 +227,34 @@ fn soname(so: &Path) -> Option<String> {
         .map(|s| s.trim().to_string())
 }
 
+/// Asserts that `lib` exports exactly `symbols` (besides Rust's own) and records `soname`.
+fn assert_exports(lib: Lib, symbols: &[&str], soname_is: &str) {
+    let so = library(lib);
+    let want: BTreeSet<String> = symbols.iter().map(|s| s.to_string()).collect();
+    assert_eq!(exports(&so), want, "{}", so.display());
+    assert_eq!(soname(&so).as_deref(), Some(soname_is));
+}
+
 #[test]
 fn libtmpshm_exports_only_the_c_abi() {
-    let so = library(Lib::C);
-    let want: BTreeSet<String> = [
+    let abi = [
         "tmpshm_shm_open",
         "tmpshm_shm_unlink",
         "tmpshm_sem_open",
         "tmpshm_sem_close",
         "tmpshm_sem_unlink",
-    ]
-    .map(String::from)
-    .into();
-    assert_eq!(exports(&so), want, "{}", so.display());
-    assert_eq!(soname(&so).as_deref(), Some("libtmpshm.so.0"));
+    ];
+    assert_exports(Lib::C, &abi, "libtmpshm.so.0");
 }
 
 #[test]
 fn the_preload_library_exports_only_the_interposers() {
-    let so = library(Lib::Preload);
-    let want: BTreeSet<String> = [
+    let interposers = [
         "shm_open",
         "shm_unlink",
         "sem_open",
         "sem_close",
         "sem_unlink",
-    ]
-    .map(String::from)
-    .into();
-    assert_eq!(exports(&so), want, "{}", so.display());
-    assert_eq!(soname(&so).as_deref(), Some("libtmpshm_preload.so"));
+    ];
+    assert_exports(Lib::Preload, &interposers, "libtmpshm_preload.so");
 }

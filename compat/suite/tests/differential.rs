@@ -4,70 +4,28 @@
 
 mod support;
 
-use std::process::Command;
-
-use support::{library, Lib};
+use support::{
+    as_root, check_preload, divergences, library, passes, table_without, write_table, Lib,
+};
 use tmpshm_compat::oracle::Native;
 use tmpshm_compat::table::{TableFile, PRELOAD, SHMDIR};
-
-/// Runs the `divergences` binary; `(exit 0, stdout + stderr)`.
-fn divergences(args: &[&str], env: &[(&str, &std::path::Path)]) -> (bool, String) {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_divergences"));
-    cmd.args(args);
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let o = cmd.output().expect("run divergences");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    (o.status.success(), text)
-}
-
-/// `check` for the preload library, with `more` arguments.
-fn check_preload(more: &[&str]) -> (bool, String) {
-    let lib = library(Lib::Preload);
-    let mut args = vec!["check", "--preload", "--lib", lib.to_str().unwrap()];
-    args.extend_from_slice(more);
-    divergences(&args, &[])
-}
-
-fn as_root() -> bool {
-    if nix::unistd::geteuid().is_root() {
-        return true;
-    }
-    println!("skipped: dropping to uid 65534 needs root (the check as this user ran)");
-    false
-}
 
 #[test]
 fn shmdir_matrix_matches_its_table_as_this_user() {
     if support::skip_without_glibc("shmdir_matrix_matches_its_table_as_this_user") {
         return;
     }
-    let (ok, out) = divergences(&["check"], &[]);
-    println!("{out}");
-    assert!(ok, "differential matrix failed:\n{out}");
-    assert!(
-        out.contains("(shmdir): ") && out.contains(" cases"),
-        "{out}"
-    );
+    passes(divergences(&["check"], &[]), &["(shmdir): ", " cases"]);
 }
 
 #[test]
 fn shmdir_matrix_matches_its_table_as_another_user() {
-    if support::skip_without_glibc("shmdir_matrix_matches_its_table_as_another_user") {
+    let test = "shmdir_matrix_matches_its_table_as_another_user";
+    if support::skip_without_glibc(test) || !as_root(test) {
         return;
     }
-    if !as_root() {
-        return;
-    }
-    let (ok, out) = divergences(&["check", "--as-user", "65534"], &[]);
-    println!("{out}");
-    assert!(ok, "differential matrix as uid 65534 failed:\n{out}");
-    assert!(out.contains("pass user (shmdir)"), "{out}");
+    let run = divergences(&["check", "--as-user", "65534"], &[]);
+    passes(run, &["pass user (shmdir)"]);
 }
 
 #[test]
@@ -75,30 +33,19 @@ fn preload_matrix_matches_its_table_as_this_user() {
     if support::skip_without_glibc("preload_matrix_matches_its_table_as_this_user") {
         return;
     }
-    let (ok, out) = check_preload(&[]);
-    println!("{out}");
-    assert!(
-        ok,
-        "differential matrix of the preload library failed:\n{out}"
-    );
-    assert!(
-        out.contains("(preload): ") && out.contains("libtmpshm_preload.so"),
-        "{out}"
-    );
+    passes(check_preload(&[]), &["(preload): ", "libtmpshm_preload.so"]);
 }
 
 #[test]
 fn preload_matrix_matches_its_table_as_another_user() {
-    if support::skip_without_glibc("preload_matrix_matches_its_table_as_another_user") {
+    let test = "preload_matrix_matches_its_table_as_another_user";
+    if support::skip_without_glibc(test) || !as_root(test) {
         return;
     }
-    if !as_root() {
-        return;
-    }
-    let (ok, out) = check_preload(&["--as-user", "65534"]);
-    println!("{out}");
-    assert!(ok, "preload matrix as uid 65534 failed:\n{out}");
-    assert!(out.contains("pass user (preload)"), "{out}");
+    passes(
+        check_preload(&["--as-user", "65534"]),
+        &["pass user (preload)"],
+    );
 }
 
 /// With the preload library preloaded into the suite itself, every plain `shm_open` in it
@@ -116,24 +63,6 @@ fn the_oracle_holds_under_ld_preload() {
     let args = ["check", "--preload", "--lib", lib.to_str().unwrap()];
     let (ok, out) = divergences(&args, &env);
     assert!(ok, "preload matrix under LD_PRELOAD:\n{out}");
-}
-
-/// `file` without the block `[id]`.
-fn table_without(file: TableFile, id: &str) -> String {
-    let src = file.source;
-    let start = src
-        .find(&format!("[{id}]"))
-        .unwrap_or_else(|| panic!("[{id}]"));
-    let end = src[start + 1..]
-        .find("\n[")
-        .map_or(src.len(), |e| start + 1 + e + 1);
-    format!("{}{}", &src[..start], &src[end..])
-}
-
-fn write_table(dir: &tempfile::TempDir, text: &str) -> String {
-    let path = dir.path().join("table.txt");
-    std::fs::write(&path, text).unwrap();
-    path.to_str().unwrap().to_string()
 }
 
 #[test]

@@ -4,52 +4,19 @@
 
 mod support;
 
-use std::process::Command;
+use std::path::Path;
 
-use support::{library, Lib};
+use support::{as_root, check_preload, library, passes, table_without, write_table, Lib};
 use tmpshm_compat::sem::{SemFns, SemSide, TABLE};
 
-/// Runs the `divergences` binary with `--sem` and `args`; `(exit 0, stdout + stderr)`.
-fn divergences(args: &[&str], env: &[(&str, &std::path::Path)]) -> (bool, String) {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_divergences"));
-    cmd.args(args).arg("--sem");
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let o = cmd.output().expect("run divergences");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    (o.status.success(), text)
-}
-
-/// `check --sem --preload` with the built library, and `more` arguments.
-fn check_preload(more: &[&str]) -> (bool, String) {
-    let lib = library(Lib::Preload);
-    let mut args = vec!["check", "--preload", "--lib", lib.to_str().unwrap()];
-    args.extend_from_slice(more);
-    divergences(&args, &[])
-}
-
-fn as_root(test: &str) -> bool {
-    if nix::unistd::geteuid().is_root() {
-        return true;
-    }
-    println!("SKIPPED {test}: dropping to uid 65534 needs root (the check as this user ran)");
-    false
+/// Runs the `divergences` binary with `args` and `--sem`; `(exit 0, stdout + stderr)`.
+fn divergences(args: &[&str], env: &[(&str, &Path)]) -> (bool, String) {
+    support::divergences(&[args, &["--sem"]].concat(), env)
 }
 
 #[test]
 fn strict_matrix_matches_the_table_as_this_user() {
-    let (ok, out) = divergences(&["check"], &[]);
-    println!("{out}");
-    assert!(ok, "semaphore matrix failed:\n{out}");
-    assert!(
-        out.contains("(sem strict): ") && out.contains(" cases"),
-        "{out}"
-    );
+    passes(divergences(&["check"], &[]), &["(sem strict): ", " cases"]);
 }
 
 #[test]
@@ -57,21 +24,14 @@ fn strict_matrix_matches_the_table_as_another_user() {
     if !as_root("strict_matrix_matches_the_table_as_another_user") {
         return;
     }
-    let (ok, out) = divergences(&["check", "--as-user", "65534"], &[]);
-    println!("{out}");
-    assert!(ok, "semaphore matrix as uid 65534 failed:\n{out}");
-    assert!(out.contains("pass user (sem strict)"), "{out}");
+    let run = divergences(&["check", "--as-user", "65534"], &[]);
+    passes(run, &["pass user (sem strict)"]);
 }
 
 #[test]
 fn preload_matrix_matches_the_table_as_this_user() {
-    let (ok, out) = check_preload(&[]);
-    println!("{out}");
-    assert!(ok, "semaphore matrix of the preload library failed:\n{out}");
-    assert!(
-        out.contains("(sem preload): ") && out.contains("libtmpshm_preload.so"),
-        "{out}"
-    );
+    let shows = ["(sem preload): ", "libtmpshm_preload.so"];
+    let out = passes(check_preload(&["--sem"]), &shows);
     // Its names are glibc's: the strict name rules do not apply to it.
     assert!(!out.contains("[strict-"), "{out}");
 }
@@ -81,10 +41,8 @@ fn preload_matrix_matches_the_table_as_another_user() {
     if !as_root("preload_matrix_matches_the_table_as_another_user") {
         return;
     }
-    let (ok, out) = check_preload(&["--as-user", "65534"]);
-    println!("{out}");
-    assert!(ok, "preload semaphore matrix as uid 65534 failed:\n{out}");
-    assert!(out.contains("pass user (sem preload)"), "{out}");
+    let run = check_preload(&["--sem", "--as-user", "65534"]);
+    passes(run, &["pass user (sem preload)"]);
 }
 
 /// With the preload library preloaded into the suite, a plain `sem_open` would be tmpshm's;
@@ -98,19 +56,10 @@ fn the_oracle_holds_under_ld_preload() {
     assert!(ok, "semaphore matrix under LD_PRELOAD:\n{out}");
 }
 
-fn write_table(dir: &tempfile::TempDir, text: &str) -> String {
-    let path = dir.path().join("table.txt");
-    std::fs::write(&path, text).unwrap();
-    path.to_str().unwrap().to_string()
-}
-
 #[test]
 fn a_missing_entry_and_a_stale_entry_fail_the_matrix() {
     let dir = tempfile::tempdir().unwrap();
-    let src = TABLE.source;
-    let start = src.find("[trunc]").unwrap();
-    let end = start + 1 + src[start + 1..].find("\n[").unwrap() + 1;
-    let without = format!("{}{}", &src[..start], &src[end..]);
+    let without = table_without(TABLE, "trunc");
     let (ok, out) = divergences(&["check", "--table", &write_table(&dir, &without)], &[]);
     assert!(!ok, "a missing entry must fail:\n{out}");
     assert!(
@@ -120,7 +69,7 @@ fn a_missing_entry_and_a_stale_entry_fail_the_matrix() {
 
     let extra = "\n[not-a-divergence]\nnames = ordinary\nops = open\nstates = valued\nuser = *\n\
                  native = ok\ntmpshm = ok\ncategory = glibc quirk\nreason = both agree here\n";
-    let path = write_table(&dir, &format!("{src}{extra}"));
+    let path = write_table(&dir, &format!("{}{extra}", TABLE.source));
     let (ok, out) = divergences(&["check", "--table", &path], &[]);
     assert!(!ok, "a stale entry must fail:\n{out}");
     assert!(out.contains("STALE [not-a-divergence]"), "{out}");

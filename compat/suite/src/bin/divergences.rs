@@ -20,11 +20,13 @@
 //!          --table FILE    use FILE instead of the checked-in table
 //! ```
 
+use std::fmt::Display;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use tmpshm_compat::diff::{self, Subject};
+use tmpshm_compat::matrix::Report;
 use tmpshm_compat::preload::{self, Interposers};
 use tmpshm_compat::sem::{self, SemFns, SemSubject};
 use tmpshm_compat::table::{Table, PRELOAD, SHMDIR};
@@ -56,6 +58,44 @@ fn preload_path(lib: Option<PathBuf>) -> Result<PathBuf, String> {
             exe.display()
         ))
     }
+}
+
+/// Drops to `as_user` if given, runs the matrix, and returns the report (after every divergence
+/// in full for `dump`; `label_width` aligns the operation labels) and the exit code.
+fn run_pass<O: Display>(
+    run: impl FnOnce() -> Result<Report<O>, String>,
+    as_user: Option<u32>,
+    dump: bool,
+    label_width: usize,
+) -> Result<(String, ExitCode), String> {
+    if let Some(uid) = as_user {
+        drop_to(uid)?;
+    }
+    let report = run()?;
+    let mut out = String::new();
+    if dump {
+        for d in &report.divergences {
+            out.push_str(&format!(
+                "{:<16} {:<label_width$} {:<9} [{}]\n    native {} then {}\n    {} {} then {}\n",
+                d.case.0,
+                d.case.1,
+                d.case.2,
+                d.explained_by.as_deref().unwrap_or("UNEXPLAINED"),
+                d.native.result,
+                d.native.after,
+                report.subject,
+                d.tmpshm.result,
+                d.tmpshm.after
+            ));
+        }
+    }
+    out.push_str(&report.to_string());
+    let code = if report.ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    };
+    Ok((out, code))
 }
 
 fn main() -> ExitCode {
@@ -121,78 +161,30 @@ fn real_main() -> Result<ExitCode, String> {
         }
         None => file.table()?,
     };
-    let mut out = String::new();
-    let mut code = ExitCode::SUCCESS;
-    match cmd {
-        "table" => out = table.markdown(file.column),
+    let (out, code) = match cmd {
+        "table" => (table.markdown(file.column), ExitCode::SUCCESS),
+        // The subject is loaded before dropping privileges: the file need not be readable by
+        // that user.
         "check" | "dump" if sem => {
-            // Loaded before dropping privileges: the file need not be readable by that user.
             let subject = if preload {
                 let path = preload_path(lib)?;
                 SemSubject::Preload(SemFns::preload(&path)?, path)
             } else {
                 SemSubject::Strict
             };
-            if let Some(uid) = as_user {
-                drop_to(uid)?;
-            }
-            let report = sem::run(&table, &subject)?;
-            if cmd == "dump" {
-                for d in &report.divergences {
-                    out.push_str(&format!(
-                        "{:<16} {:<36} {:<9} [{}]\n    native {} then {}\n    {} {} then {}\n",
-                        d.case.0,
-                        d.case.1,
-                        d.case.2,
-                        d.explained_by.as_deref().unwrap_or("UNEXPLAINED"),
-                        d.native.result,
-                        d.native.after,
-                        report.subject,
-                        d.tmpshm.result,
-                        d.tmpshm.after
-                    ));
-                }
-            }
-            out.push_str(&report.to_string());
-            if !report.ok() {
-                code = ExitCode::FAILURE;
-            }
+            run_pass(|| sem::run(&table, &subject), as_user, cmd == "dump", 36)?
         }
         "check" | "dump" => {
-            // Loaded before dropping privileges: the file need not be readable by that user.
             let subject = if preload {
                 Subject::Preload(Interposers::load(&preload_path(lib)?)?)
             } else {
                 Subject::ShmDir
             };
-            if let Some(uid) = as_user {
-                drop_to(uid)?;
-            }
-            let report = diff::run(&table, &subject)?;
-            if cmd == "dump" {
-                for d in &report.divergences {
-                    out.push_str(&format!(
-                        "{:<16} {:<24} {:<9} [{}]\n    native {} then {}\n    {} {} then {}\n",
-                        d.case.0,
-                        d.case.1,
-                        d.case.2,
-                        d.explained_by.as_deref().unwrap_or("UNEXPLAINED"),
-                        d.native.result,
-                        d.native.after,
-                        report.subject,
-                        d.tmpshm.result,
-                        d.tmpshm.after
-                    ));
-                }
-            }
-            out.push_str(&report.to_string());
-            if !report.ok() {
-                code = ExitCode::FAILURE;
-            }
+            run_pass(|| diff::run(&table, &subject), as_user, cmd == "dump", 24)?
         }
-        "help" => out = USAGE.to_string(),
+        "help" => (USAGE.to_string(), ExitCode::SUCCESS),
         other => return Err(format!("unknown command {other:?}\n{USAGE}")),
-    }
+    };
     // A closed pipe (`| head`) is the reader's choice, not an error worth a panic.
     match std::io::stdout().lock().write_all(out.as_bytes()) {
         Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(format!("stdout: {e}")),

@@ -226,3 +226,67 @@ pub fn skip_without_glibc(test: &str) -> bool {
     eprintln!("SKIPPED {test}: needs glibc ({why})");
     true
 }
+
+/// Runs the `divergences` binary with `args` and `env`; `(exit 0, stdout + stderr)`.
+pub fn divergences(args: &[&str], env: &[(&str, &Path)]) -> (bool, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_divergences"));
+    cmd.args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let o = cmd.output().expect("run divergences");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    (o.status.success(), text)
+}
+
+/// `divergences check --preload` with the built preload library, and `more` arguments.
+pub fn check_preload(more: &[&str]) -> (bool, String) {
+    let lib = library(Lib::Preload);
+    let mut args = vec!["check", "--preload", "--lib", lib.to_str().unwrap()];
+    args.extend_from_slice(more);
+    divergences(&args, &[])
+}
+
+/// Prints a `divergences` run's output and returns it, after asserting that the run passed
+/// and that its output shows each of `shows`.
+pub fn passes((ok, out): (bool, String), shows: &[&str]) -> String {
+    println!("{out}");
+    assert!(ok, "the matrix failed:\n{out}");
+    for s in shows {
+        assert!(out.contains(s), "no {s:?} in:\n{out}");
+    }
+    out
+}
+
+/// Returns false (after saying so) if `test` must skip because dropping to uid 65534 needs
+/// root; the same check as this user runs in another test.
+pub fn as_root(test: &str) -> bool {
+    if nix::unistd::geteuid().is_root() {
+        return true;
+    }
+    println!("SKIPPED {test}: dropping to uid 65534 needs root (the check as this user ran)");
+    false
+}
+
+/// `file`'s table without the block `[id]`.
+pub fn table_without(file: tmpshm_compat::table::TableFile, id: &str) -> String {
+    let src = file.source;
+    let start = src
+        .find(&format!("[{id}]"))
+        .unwrap_or_else(|| panic!("[{id}]"));
+    let end = src[start + 1..]
+        .find("\n[")
+        .map_or(src.len(), |e| start + 1 + e + 1);
+    format!("{}{}", &src[..start], &src[end..])
+}
+
+/// Writes `text` as `table.txt` in `dir`; its path, for `--table`.
+pub fn write_table(dir: &tempfile::TempDir, text: &str) -> String {
+    let path = dir.path().join("table.txt");
+    std::fs::write(&path, text).unwrap();
+    path.to_str().unwrap().to_string()
+}
