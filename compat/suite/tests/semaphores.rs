@@ -16,11 +16,17 @@ fn divergences(args: &[&str], env: &[(&str, &Path)]) -> (bool, String) {
 
 #[test]
 fn strict_matrix_matches_the_table_as_this_user() {
+    if support::skip_without_glibc("strict_matrix_matches_the_table_as_this_user") {
+        return;
+    }
     passes(divergences(&["check"], &[]), &["(sem strict): ", " cases"]);
 }
 
 #[test]
 fn strict_matrix_matches_the_table_as_another_user() {
+    if support::skip_without_glibc("strict_matrix_matches_the_table_as_another_user") {
+        return;
+    }
     if !as_root("strict_matrix_matches_the_table_as_another_user") {
         return;
     }
@@ -30,6 +36,9 @@ fn strict_matrix_matches_the_table_as_another_user() {
 
 #[test]
 fn preload_matrix_matches_the_table_as_this_user() {
+    if support::skip_without_glibc("preload_matrix_matches_the_table_as_this_user") {
+        return;
+    }
     let shows = ["(sem preload): ", "libtmpshm_preload.so"];
     let out = passes(check_preload(&["--sem"]), &shows);
     // Its names are glibc's: the strict name rules do not apply to it.
@@ -38,6 +47,9 @@ fn preload_matrix_matches_the_table_as_this_user() {
 
 #[test]
 fn preload_matrix_matches_the_table_as_another_user() {
+    if support::skip_without_glibc("preload_matrix_matches_the_table_as_another_user") {
+        return;
+    }
     if !as_root("preload_matrix_matches_the_table_as_another_user") {
         return;
     }
@@ -50,6 +62,9 @@ fn preload_matrix_matches_the_table_as_another_user() {
 /// the sides would agree and every entry would go stale).
 #[test]
 fn the_oracle_holds_under_ld_preload() {
+    if support::skip_without_glibc("the_oracle_holds_under_ld_preload") {
+        return;
+    }
     let lib = library(Lib::Preload);
     let env = [("LD_PRELOAD", lib.as_path())];
     let (ok, out) = divergences(&["check"], &env);
@@ -58,6 +73,9 @@ fn the_oracle_holds_under_ld_preload() {
 
 #[test]
 fn a_missing_entry_and_a_stale_entry_fail_the_matrix() {
+    if support::skip_without_glibc("a_missing_entry_and_a_stale_entry_fail_the_matrix") {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let without = table_without(TABLE, "trunc");
     let (ok, out) = divergences(&["check", "--table", &write_table(&dir, &without)], &[]);
@@ -85,6 +103,9 @@ fn the_table_prints_as_markdown() {
 
 #[test]
 fn the_oracle_is_glibc_and_the_preload_side_is_the_library_file() {
+    if support::skip_without_glibc("the_oracle_is_glibc_and_the_preload_side_is_the_library_file") {
+        return;
+    }
     let glibc = SemFns::glibc().unwrap();
     let obj = glibc.defining_object().unwrap();
     assert!(
