@@ -1,7 +1,5 @@
 //! Every `tmpshm` command, run as the built binary against a temporary directory.
 
-mod support;
-
 use std::ffi::OsStr;
 use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
@@ -10,8 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use serde_json::Value;
-use support::*;
 use tmpshm::{ShmDir, ShmOptions};
+use tmpshm_testkit::support::*;
 
 const BIN: &str = env!("CARGO_BIN_EXE_tmpshm");
 

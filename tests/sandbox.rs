@@ -25,8 +25,6 @@
 //! program (`.ci/run` installs them). The machine's own `/dev/shm` is never touched; each test
 //! checks that its mount is the same afterwards.
 
-mod support;
-
 use std::ffi::{OsStr, OsString};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
@@ -35,7 +33,7 @@ use std::process::{Command, Output};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use support::*;
+use tmpshm_testkit::support::*;
 
 const TMPSHM: &str = env!("CARGO_BIN_EXE_tmpshm");
 /// Generous limits that only turn a hang into a failure.
@@ -469,7 +467,7 @@ fn python() -> Result<PathBuf, String> {
 }
 
 fn script(name: &str) -> PathBuf {
-    crate_dir().join("tests/programs").join(name)
+    programs_dir().join(name)
 }
 
 fn python_shared_memory(variant: Variant, test: &'static str) {

@@ -1,16 +1,14 @@
 //! The threat model (DESIGN.md section 3), one plant at a time: what another local user can put
 //! at the data or lock path, and what we do about it.
 
-mod support;
-
 use std::os::fd::AsFd;
 use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use nix::sys::stat::{fstat, Mode};
-use support::*;
 use tmpshm::{OFlag, ShmDir};
+use tmpshm_testkit::support::*;
 
 const RW: OFlag = OFlag::O_RDWR;
 const RO: OFlag = OFlag::O_RDONLY;
