@@ -1,6 +1,6 @@
 //! Listing and stale-file collection: what `ShmDir::list`, `stat` and `lock_info` report,
 //! and that `gc` removes only what no live process holds, even while lockers come and go.
-//! (What the `tmpshm` command prints of them: tests/cli.rs.)
+//! (What the `tmpshm` command prints of them: cli/tests/cli.rs.)
 
 use std::os::unix::fs::PermissionsExt;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -826,7 +826,7 @@ impl Cluster {
         );
         assert!(o.status.success(), "initdb: {}", show_output(&o));
         let conf = format!(
-            "\n# tests/sandbox.rs\nlisten_addresses = ''\nunix_socket_directories = '{}'\n\
+            "\n# cli/tests/sandbox.rs\nlisten_addresses = ''\nunix_socket_directories = '{}'\n\
              dynamic_shared_memory_type = posix\nmax_connections = 20\nshared_buffers = 32MB\n\
              fsync = off\nmax_parallel_workers_per_gather = 2\nmax_parallel_workers = 4\n\
              parallel_setup_cost = 0\nparallel_tuple_cost = 0\n\
