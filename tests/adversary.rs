@@ -5,8 +5,6 @@
 //! follows a link, never truncates a foreign or multiply-linked file, never hangs, and gets a
 //! clear errno. Short form here; `TMPSHM_LONG=1` races longer (see the README).
 
-mod support;
-
 use std::fs;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -15,8 +13,8 @@ use std::time::{Duration, Instant};
 
 use nix::fcntl::{Flock, FlockArg, OFlag as NixOFlag};
 use nix::sys::stat::{fchmod, Mode};
-use support::*;
 use tmpshm::{OFlag, ShmDir};
+use tmpshm_testkit::support::*;
 
 const BAIT: &[u8] = b"the adversary's data, which no victim call may truncate";
 const SECRET: &[u8] = b"root's file outside the object names";

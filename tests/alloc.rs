@@ -6,15 +6,13 @@
 //!
 //! One test in this binary, so that no other test thread allocates meanwhile.
 
-mod support;
-
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::ffi::{CStr, CString};
 use std::os::unix::fs::PermissionsExt;
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 
-use support::*;
 use tmpshm::capi::{self, Names};
+use tmpshm_testkit::support::*;
 
 struct Counting;
 

@@ -3,8 +3,6 @@
 //! running programs, and a full file system. Each test runs the attack for real, as root with
 //! a uid-65534 attacker where one is needed.
 
-mod support;
-
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -13,8 +11,8 @@ use std::time::{Duration, Instant};
 use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg};
 use nix::sys::stat::Mode;
-use support::*;
 use tmpshm::{Access, Mapping, OFlag, ShmDir, ShmOptions};
+use tmpshm_testkit::support::*;
 
 const RW: OFlag = OFlag::O_RDWR;
 const RO: OFlag = OFlag::O_RDONLY;

@@ -8,8 +8,6 @@
 //! contend for one name, causes no failure.
 //! Short form here; `TMPSHM_LONG=1` runs longer (see the README).
 
-mod support;
-
 use std::os::fd::OwnedFd;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -18,8 +16,8 @@ use std::time::{Duration, Instant};
 use nix::fcntl::{open, Flock, FlockArg, OFlag as NixOFlag};
 use nix::sys::signal::{kill, sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
 use nix::sys::stat::Mode;
-use support::*;
 use tmpshm::{OFlag, ShmDir};
+use tmpshm_testkit::support::*;
 
 /// Hang detector for one operation after a crash: generous, as the machine is shared.
 const PROMPT: Duration = Duration::from_secs(5);

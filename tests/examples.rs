@@ -1,11 +1,9 @@
 //! The examples run as their documentation says.
 
-mod support;
-
 use std::path::PathBuf;
 use std::process::Command;
 
-use support::*;
+use tmpshm_testkit::support::*;
 
 /// `target/<profile>/examples/<name>`, which `cargo test` builds with the tests.
 fn example(name: &str) -> PathBuf {

@@ -1,18 +1,16 @@
 //! Listing and stale-file collection: what `ShmDir::list`, `stat` and `lock_info` report,
 //! and that `gc` removes only what no live process holds, even while lockers come and go.
-//! (What the `tmpshm` command prints of them: tests/cli.rs.)
-
-mod support;
+//! (What the `tmpshm` command prints of them: cli/tests/cli.rs.)
 
 use std::os::unix::fs::PermissionsExt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use nix::fcntl::{Flock, FlockArg};
-use support::*;
 use tmpshm::{
     AuxKind, FileKind, FlockOp, Layout, LockState, OFlag, ObjectKind, ShmDir, ShmOptions, Step,
 };
+use tmpshm_testkit::support::*;
 
 #[test]
 fn list_reports_objects_locks_and_temporary_files() {

@@ -3,15 +3,13 @@
 //! no lock, and a busy lock file others can open is refused at once. (Signals during a lock
 //! wait: tests/crash.rs.)
 
-mod support;
-
 use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, Signal};
-use support::*;
 use tmpshm::{OFlag, ShmDir, Step};
+use tmpshm_testkit::support::*;
 
 const RW: OFlag = OFlag::O_RDWR;
 const CREAT: OFlag = OFlag::O_CREAT;

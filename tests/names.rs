@@ -1,13 +1,11 @@
 //! The name rules through the public API, in a private directory, and every kind of name
 //! the API takes.
 
-mod support;
-
 use std::ffi::{CString, OsStr, OsString};
 use std::path::{Path, PathBuf};
 
-use support::*;
 use tmpshm::{Mode, OFlag, ShmDir};
+use tmpshm_testkit::support::*;
 
 const RW: OFlag = OFlag::O_RDWR;
 const CREAT: OFlag = OFlag::O_CREAT;

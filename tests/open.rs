@@ -3,16 +3,14 @@
 //! processes, errors that name the path, the environment's directory and the nix drop-in, and
 //! the real /tmp default.
 
-mod support;
-
 use std::os::fd::{AsFd, AsRawFd};
 use std::time::Duration;
 
 use nix::fcntl::{fcntl, FcntlArg, FdFlag};
 use nix::sys::stat::fstat;
 use nix::unistd::ftruncate;
-use support::*;
 use tmpshm::{Access, Mapping, Mode, OFlag, ShmDir};
+use tmpshm_testkit::support::*;
 
 const RW: OFlag = OFlag::O_RDWR;
 const CREAT: OFlag = OFlag::O_CREAT;

@@ -4,17 +4,15 @@
 //! in fuzz/ also checks), panic nowhere and touch nothing but the directory.
 //! Short form here; `TMPSHM_LONG=1` runs more cases (see the README).
 
-mod support;
-
 use std::ffi::OsStr;
 use std::os::fd::AsFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use proptest::prelude::*;
-use support::*;
 use tmpshm::{Layout, OFlag, ObjectKind, ShmDir};
 use tmpshm_testkit as model;
+use tmpshm_testkit::support::*;
 
 /// The model's name for a layout.
 fn model_layout(layout: Layout) -> model::Layout {

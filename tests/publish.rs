@@ -1,16 +1,14 @@
 //! `ShmOptions`: sized atomic publish (proved by processes hammering open during creation),
 //! exact modes, open checks, and the owner handle.
 
-mod support;
-
 use std::ffi::CString;
 use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use support::*;
 use tmpshm::{Access, Mapping, Mode, OFlag, Role, ShmDir, ShmOptions, Step};
+use tmpshm_testkit::support::*;
 
 const SIZE: usize = 1 << 16;
 

@@ -1,16 +1,14 @@
 //! The threat model (DESIGN.md section 3), one plant at a time: what another local user can put
 //! at the data or lock path, and what we do about it.
 
-mod support;
-
 use std::os::fd::AsFd;
 use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use nix::sys::stat::{fstat, Mode};
-use support::*;
 use tmpshm::{OFlag, ShmDir};
+use tmpshm_testkit::support::*;
 
 const RW: OFlag = OFlag::O_RDWR;
 const RO: OFlag = OFlag::O_RDONLY;
@@ -203,22 +201,8 @@ fn object_of_another_user_is_refused_unless_cross_user() {
     let shared = shm.clone().with_cross_user(true);
     let fd = shared.open("/foreign", RW, Mode::empty()).unwrap();
     assert_eq!(fstat(fd.as_fd()).unwrap().st_uid, NOBODY);
-    // The environment variable opts in too, for programs that cannot change code.
-    #[cfg(feature = "cli")]
-    {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_tmpshm"))
-            .args(["--dir"])
-            .arg(d.path())
-            .args(["demo-read", "/foreign"])
-            .env("TMPSHM_CROSS_USER", "1")
-            .output()
-            .unwrap();
-        // demo-read maps 4096 bytes; the squatted file is shorter, so it fails at the mapping,
-        // past the owner check: the error is about the size, not the owner.
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert!(!err.contains("owned by uid"), "{err}");
-        assert!(err.contains("shorter than"), "{err}");
-    }
+    // The environment variable opts in too, for programs that cannot change code: the
+    // `tmpshm` command shows it (cli/tests/cli.rs, cross_user_variable_opens_an_object_of_another_user).
 }
 
 /// A child running as uid 65534 that opens `path` with `flags` and holds `flock(LOCK_EX)` on it

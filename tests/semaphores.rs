@@ -5,8 +5,6 @@
 //!
 //! Short form here; `TMPSHM_LONG=1` runs the stress test with more processes and iterations.
 
-mod support;
-
 use std::ffi::CStr;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -15,10 +13,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use nix::errno::Errno;
-use support::clib::{compile, link_libtmpshm};
-use support::*;
 use tmpshm::capi::{self, Names};
 use tmpshm::{Access, SemOptions, Semaphore, ShmDir, ShmOptions, SEM_SIZE};
+use tmpshm_testkit::support::clib::{compile, link_libtmpshm};
+use tmpshm_testkit::support::*;
 
 /// Fails the enclosing closure (a child's) with a message unless `cond` holds.
 macro_rules! ensure {

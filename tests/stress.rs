@@ -10,16 +10,14 @@
 //! lock file.
 //! Short form here; `TMPSHM_LONG=1` runs longer with more processes (see the README).
 
-mod support;
-
 use std::fs::File;
 use std::os::unix::fs::symlink;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use nix::fcntl::{Flock, FlockArg};
-use support::*;
 use tmpshm::{Access, Mapping, Mode, OFlag, ShmDir};
+use tmpshm_testkit::support::*;
 
 const NAMES: [&str; 3] = ["/s0", "/s1", "/s2"];
 /// Offset 0 holds the token of the O_EXCL creator of this file; workers write at 8 + 8 * i.

@@ -11,6 +11,10 @@
 //! `open(name, flags, mode)` there did what the rules ask, [`check_unlink`] whether the
 //! `unlink(name)` that follows it did.
 //!
+//! With the `support` feature it also holds [`support`]: what the integration tests of `tmpshm`
+//! (the library) and `tmpshm-cli` (the command) share, from forked children with time limits to
+//! the shipped C libraries and the C programs of `testkit/programs/`.
+//!
 //! ```
 //! use tmpshm_testkit::{check_open, einval, Layout, Opened};
 //! let create = libc::O_CREAT | libc::O_RDWR;
@@ -21,6 +25,9 @@
 //! assert!(check_open(b"/ok", create, 0o600, Layout::Illumos, Err(libc::EPERM)).is_err());
 //! ```
 #![deny(missing_docs)]
+
+#[cfg(feature = "support")]
+pub mod support;
 
 use std::os::fd::{AsRawFd, BorrowedFd};
 use std::os::unix::fs::MetadataExt;

@@ -25,8 +25,6 @@
 //! program (`.ci/run` installs them). The machine's own `/dev/shm` is never touched; each test
 //! checks that its mount is the same afterwards.
 
-mod support;
-
 use std::ffi::{OsStr, OsString};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
@@ -35,7 +33,7 @@ use std::process::{Command, Output};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use support::*;
+use tmpshm_testkit::support::*;
 
 const TMPSHM: &str = env!("CARGO_BIN_EXE_tmpshm");
 /// Generous limits that only turn a hang into a failure.
@@ -469,7 +467,7 @@ fn python() -> Result<PathBuf, String> {
 }
 
 fn script(name: &str) -> PathBuf {
-    crate_dir().join("tests/programs").join(name)
+    programs_dir().join(name)
 }
 
 fn python_shared_memory(variant: Variant, test: &'static str) {
@@ -828,7 +826,7 @@ impl Cluster {
         );
         assert!(o.status.success(), "initdb: {}", show_output(&o));
         let conf = format!(
-            "\n# tests/sandbox.rs\nlisten_addresses = ''\nunix_socket_directories = '{}'\n\
+            "\n# cli/tests/sandbox.rs\nlisten_addresses = ''\nunix_socket_directories = '{}'\n\
              dynamic_shared_memory_type = posix\nmax_connections = 20\nshared_buffers = 32MB\n\
              fsync = off\nmax_parallel_workers_per_gather = 2\nmax_parallel_workers = 4\n\
              parallel_setup_cost = 0\nparallel_tuple_cost = 0\n\

@@ -1,9 +1,7 @@
-//! `tmpshm exec`: the built command running small C programs (`tests/programs/calls.c`) on the
+//! `tmpshm exec`: the built command running small C programs (`testkit/programs/calls.c`) on the
 //! preload library. How it finds the library, prepares the directory, builds `LD_PRELOAD`,
 //! passes exit statuses and signals on, traces, switches the name rules and warns; and what a
 //! preloaded program says when its directory cannot work.
-
-mod support;
 
 use std::ffi::OsStr;
 use std::os::unix::fs::PermissionsExt;
@@ -12,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use support::*;
+use tmpshm_testkit::support::*;
 
 const TMPSHM: &str = env!("CARGO_BIN_EXE_tmpshm");
 /// Generous: these programs take milliseconds.

@@ -2,7 +2,7 @@
 //!
 //! - File systems without `flock(2)` (some FUSE and NFS mounts, some Android storage): the
 //!   `tmpshm` binary runs with `flock` failing, as `ENOSYS`, `EOPNOTSUPP` or `ENOLCK`, in two
-//!   ways: an `LD_PRELOAD` shim whose `flock` fails (`tests/programs/flock_enosys.c`, for a
+//!   ways: an `LD_PRELOAD` shim whose `flock` fails (`testkit/programs/flock_enosys.c`, for a
 //!   dynamically linked binary), and a seccomp filter that makes the `flock` system call itself
 //!   fail (for any binary, the statically linked musl one included). Creating fails at once
 //!   with `ENOSYS` naming the lock file and the cause, and leaves nothing behind; opening and
@@ -11,15 +11,13 @@
 //!   cases against tmpshm in the glibc layout in `/dev/shm`, with musl's expected divergences,
 //!   and objects shared both ways.
 
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
-use support::{entries, skip};
+use tmpshm_testkit::support::{entries, programs_dir, skip};
 
 const BIN: &str = env!("CARGO_BIN_EXE_tmpshm");
 
@@ -112,7 +110,7 @@ impl Shims {
             .prefix("tmpshm-flock-shims-")
             .tempdir()
             .map_err(|e| format!("temporary directory: {e}"))?;
-        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/programs/flock_enosys.c");
+        let src = programs_dir().join("flock_enosys.c");
         let cc = std::env::var("CC").unwrap_or_else(|_| "cc".to_string());
         for errno in NO_FLOCK {
             let out = dir.path().join(format!("flock_{errno:?}.so"));

@@ -5,14 +5,12 @@
 //! With the environment ignored the program uses the default directory, `/tmp`, so these tests
 //! create (and remove) objects with unpredictable names there.
 
-mod support;
-
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use support::*;
+use tmpshm_testkit::support::*;
 
 /// A set-user-ID-root copy of the `tmpshm` binary in a 0755 directory, or None (reason
 /// printed) where that cannot work.

@@ -11,10 +11,7 @@ use std::process::Command;
 use std::sync::{Mutex, OnceLock};
 use std::time::SystemTime;
 
-/// The workspace root.
-pub fn workspace() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+use super::{programs_dir, workspace_root};
 
 /// The cargo target directory of this test binary (`<target>/<profile>/deps/<test>`).
 fn target_dir() -> PathBuf {
@@ -88,7 +85,7 @@ pub fn library(lib: Lib) -> PathBuf {
             if let Some(p) = std::env::var_os(lib.env()) {
                 return PathBuf::from(p);
             }
-            let ws = workspace();
+            let ws = workspace_root();
             let mut newest = SystemTime::UNIX_EPOCH;
             for d in ["src", lib.source_dir(), "Cargo.toml", "Cargo.lock"] {
                 let p = ws.join(d);
@@ -150,18 +147,18 @@ pub fn link_libtmpshm(rt: &Path) -> Vec<String> {
     ]
 }
 
-/// Compiles `tests/programs/<name>.c` with the system C compiler into `out`, with `extra`
+/// Compiles `<programs_dir>/<name>.c` with the system C compiler into `out`, with `extra`
 /// arguments after the source (libraries), and returns the executable; `None` (after saying
 /// why) when there is no C compiler.
 pub fn compile(test: &str, name: &str, out: &Path, extra: &[String]) -> Option<PathBuf> {
-    let src = workspace().join(format!("tests/programs/{name}.c"));
+    let src = programs_dir().join(format!("{name}.c"));
     let exe = out.join(name);
     let cc = std::env::var("CC").unwrap_or_else(|_| "cc".to_string());
     let o = Command::new(&cc)
         .args(["-std=c11", "-D_GNU_SOURCE", "-Wall", "-Wextra", "-Werror"])
         .args(["-O1", "-pthread"])
         .arg("-I")
-        .arg(workspace().join("compat/include"))
+        .arg(workspace_root().join("compat/include"))
         .arg("-o")
         .arg(&exe)
         .arg(&src)

@@ -1,4 +1,5 @@
-//! What the integration tests share: real directories, real processes, bounded time.
+//! What the integration tests of `tmpshm` (the library) and `tmpshm-cli` (the command) share:
+//! real directories, real processes, bounded time.
 //!
 //! - [`fork_child`] runs a closure in a forked child; [`Child::code`] gives its exit code and
 //!   [`Child::wait`] its report (`Ok(summary)` or `Err(what went wrong)`), each within a time
@@ -9,7 +10,8 @@
 //! - [`long`] and [`pick`]: `TMPSHM_LONG=1` selects the long form of every suite.
 //! - [`Rng`] and [`seed`]: randomised tests print their seed; `TMPSHM_SEED` replays one.
 //! - [`clib`]: the shipped C libraries and C programs built against them.
-#![allow(dead_code)] // each test binary uses a part
+//! - [`workspace_root`] and [`programs_dir`]: where the sources are, whichever package's test
+//!   runs; [`program`] builds the C and C++ programs of `testkit/programs/`.
 
 pub mod clib;
 
@@ -54,6 +56,7 @@ pub fn skip(test: &str, why: impl Display) {
     eprintln!("SKIPPED {test}: {why}");
 }
 
+/// Whether this process runs as root (effective uid 0).
 pub fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
 }
@@ -205,6 +208,7 @@ enum End {
 }
 
 impl Child {
+    /// The child's process id.
     pub fn pid(&self) -> Pid {
         self.pid
     }
@@ -327,6 +331,7 @@ pub struct Ready {
 }
 
 impl Ready {
+    /// A new pipe; both ends are inherited by children forked after this.
     pub fn new() -> Ready {
         let (r, w) = nix::unistd::pipe().expect("pipe");
         Ready { r, w }
@@ -342,6 +347,7 @@ impl Ready {
         self.w.as_fd()
     }
 
+    /// Sends the byte.
     pub fn notify(&self) {
         nix::unistd::write(&self.w, b"!").expect("write");
     }
@@ -360,6 +366,12 @@ impl Ready {
     }
 }
 
+impl Default for Ready {
+    fn default() -> Ready {
+        Ready::new()
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Randomness that can be replayed.
 
@@ -368,6 +380,7 @@ impl Ready {
 pub struct Rng(u64);
 
 impl Rng {
+    /// A generator that replays the same numbers for the same `seed`.
     pub fn new(seed: u64) -> Rng {
         Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
     }
@@ -395,11 +408,20 @@ pub fn seed() -> u64 {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Real programs: the preload library, programs compiled from tests/programs/, bounded runs.
+// Real programs: the preload library, programs compiled from testkit/programs/, bounded runs.
 
-/// The directory of this crate (the workspace root).
-pub fn crate_dir() -> std::path::PathBuf {
-    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+/// The workspace root (the directory of the `tmpshm` package), computed from this crate's own
+/// place in it (`<root>/testkit`), so that it is the same for the tests of every package.
+pub fn workspace_root() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("testkit lives in the workspace root")
+        .to_path_buf()
+}
+
+/// The C, C++ and Python programs the tests run: `<root>/testkit/programs`.
+pub fn programs_dir() -> std::path::PathBuf {
+    workspace_root().join("testkit/programs")
 }
 
 /// The cargo target directory of this test binary (`<target>/<profile>/deps/<test>`).
@@ -450,7 +472,7 @@ pub fn preload_library() -> std::path::PathBuf {
             if let Some(p) = std::env::var_os("TMPSHM_PRELOAD").filter(|p| !p.is_empty()) {
                 return std::path::absolute(p).unwrap();
             }
-            let ws = crate_dir();
+            let ws = workspace_root();
             let sources: Vec<_> = ["src", "compat/preload", "Cargo.toml", "Cargo.lock"]
                 .iter()
                 .map(|s| ws.join(s))
@@ -485,7 +507,7 @@ pub fn preload_library() -> std::path::PathBuf {
         .clone()
 }
 
-/// How to build a program of `tests/programs/`.
+/// How to build a program of [`programs_dir`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Build {
     /// A C program: `cc -std=c11 ... -pthread`.
@@ -496,7 +518,7 @@ pub enum Build {
     Cxx,
 }
 
-/// Compiles `tests/programs/<source>` into `<target>/tmpshm-programs/<out>` unless a build
+/// Compiles `<programs_dir>/<source>` into `<target>/tmpshm-programs/<out>` unless a build
 /// newer than the source is there, and returns it. The directory is under the target
 /// directory (readable by every user, so a test may run the program as another one). Panics
 /// with the compiler's output if it fails; callers that can skip check
@@ -504,7 +526,7 @@ pub enum Build {
 pub fn program(source: &str, out: &str, build: Build) -> std::path::PathBuf {
     static BUILD: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let _one_at_a_time = BUILD.lock().unwrap_or_else(|e| e.into_inner());
-    let src = crate_dir().join("tests/programs").join(source);
+    let src = programs_dir().join(source);
     let dir = cargo_target_dir().join("tmpshm-programs");
     std::fs::create_dir_all(&dir).unwrap();
     let exe = dir.join(out);

@@ -1,7 +1,5 @@
 //! Every `tmpshm` command, run as the built binary against a temporary directory.
 
-mod support;
-
 use std::ffi::OsStr;
 use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
@@ -10,8 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use serde_json::Value;
-use support::*;
 use tmpshm::{ShmDir, ShmOptions};
+use tmpshm_testkit::support::*;
 
 const BIN: &str = env!("CARGO_BIN_EXE_tmpshm");
 
@@ -389,6 +387,39 @@ fn tmpshm_dir_from_the_environment() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).starts_with("tmpshm: env relative/dir: EINVAL"));
+}
+
+/// `TMPSHM_CROSS_USER=1` opts a program that cannot change its code into objects of other users,
+/// as `ShmDir::with_cross_user` does (tests/security.rs,
+/// object_of_another_user_is_refused_unless_cross_user, checks the library's side).
+#[test]
+fn cross_user_variable_opens_an_object_of_another_user() {
+    if skip_unless_root("cross_user_variable_opens_an_object_of_another_user") {
+        return;
+    }
+    let d = shared_tempdir();
+    let p = d.path().join(".SHMDforeign");
+    std::fs::write(&p, b"squatter's data").unwrap();
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o666)).unwrap();
+    nix::unistd::chown(&p, Some(NOBODY.into()), Some(NOBODY.into())).unwrap();
+    // Without it, the owner check refuses the object.
+    let out = cmd(d.path())
+        .args(["demo-read", "/foreign"])
+        .env_remove("TMPSHM_CROSS_USER")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("owned by uid 65534"), "{err}");
+    let out = cmd(d.path())
+        .args(["demo-read", "/foreign"])
+        .env("TMPSHM_CROSS_USER", "1")
+        .output()
+        .unwrap();
+    // demo-read maps 4096 bytes; the squatted file is shorter, so it fails at the mapping,
+    // past the owner check: the error is about the size, not the owner.
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("owned by uid"), "{err}");
+    assert!(err.contains("shorter than"), "{err}");
 }
 
 // ---------------------------------------------------------------------------------------------
