@@ -11,7 +11,7 @@
 //! The oracle is glibc's, so it exists only in a process linked against glibc: a test binary
 //! built for another C library (`cargo test --target x86_64-unknown-linux-musl`, statically
 //! linked, with no dynamic loader) has none, and [`needs_glibc`] says why, for the tests to
-//! print as they skip. musl's own `shm_open` is compared in `tests/portability.rs` instead.
+//! print as they skip. musl's own `shm_open` is compared in `cli/tests/portability.rs` instead.
 
 use std::ffi::{CStr, OsStr};
 use std::os::fd::{FromRawFd, OwnedFd};
