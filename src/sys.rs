@@ -35,33 +35,59 @@ pub(crate) struct StackPath {
 }
 
 impl StackPath {
-    /// The concatenation of `parts`, or `None` if it does not fit `PATH_MAX` (the kernel would
-    /// answer `ENAMETOOLONG`). No part may contain a NUL byte; the callers check names and
-    /// directories for NUL before building paths.
-    pub(crate) fn join(parts: &[&[u8]]) -> Option<StackPath> {
-        let len: usize = parts.iter().map(|p| p.len()).sum();
-        if len >= PATH_CAP {
-            return None;
-        }
+    /// An empty path (`""`), to be filled in place with [`StackPath::set`]. Nothing but its
+    /// first byte is written: the buffer is never zeroed, and built where it lives (a
+    /// 4 KiB value returned or moved is a 4 KiB copy).
+    #[inline(always)]
+    pub(crate) fn new() -> StackPath {
         let mut p = StackPath {
             buf: [const { MaybeUninit::uninit() }; PATH_CAP],
-            len,
+            len: 0,
         };
+        p.buf[0].write(0);
+        p
+    }
+
+    /// Makes this the concatenation of `parts`, in place; `false` (and `""`) if it does not
+    /// fit `PATH_MAX` (the kernel would answer `ENAMETOOLONG`). No part may contain a NUL
+    /// byte; the callers check names and directories for NUL before building paths.
+    pub(crate) fn set(&mut self, parts: &[&[u8]]) -> bool {
+        let len: usize = parts.iter().map(|p| p.len()).sum();
+        self.len = 0;
+        self.buf[0].write(0);
+        if len >= PATH_CAP {
+            return false;
+        }
         let mut at = 0;
         for part in parts {
             debug_assert!(!part.contains(&0), "NUL inside a path part");
-            for (dst, &b) in p.buf[at..at + part.len()].iter_mut().zip(part.iter()) {
-                dst.write(b);
+            // SAFETY: `at + part.len() <= len < PATH_CAP`, so the destination range is inside
+            // `buf`; `part` is a distinct, initialised slice (no overlap with our buffer).
+            unsafe {
+                std::ptr::copy_nonoverlapping(
+                    part.as_ptr(),
+                    self.buf.as_mut_ptr().add(at).cast::<u8>(),
+                    part.len(),
+                );
             }
             at += part.len();
         }
-        p.buf[len].write(0);
-        Some(p)
+        self.buf[len].write(0);
+        self.len = len;
+        true
+    }
+
+    /// The concatenation of `parts`, or `None` if it does not fit `PATH_MAX`: [`StackPath::set`]
+    /// on a new value, for paths off the hot paths (the value is moved on return).
+    pub(crate) fn join(parts: &[&[u8]]) -> Option<StackPath> {
+        let mut p = StackPath::new();
+        p.set(parts).then_some(p)
     }
 
     /// The path as a C string.
     pub(crate) fn as_cstr(&self) -> &CStr {
-        // SAFETY: `join` initialised bytes 0..=len, put a NUL at `len` and none before it.
+        // SAFETY: `new` and `set` initialise bytes 0..=len, with a NUL at `len` and none before
+        // it (the parts hold no NUL).
         unsafe {
             let bytes = std::slice::from_raw_parts(self.buf.as_ptr().cast::<u8>(), self.len + 1);
             CStr::from_bytes_with_nul_unchecked(bytes)
@@ -157,6 +183,14 @@ impl Locked {
             }
         }
     }
+}
+
+/// `fcntl(fd, F_SETFL, 0)`: clears the file status flags (`O_NONBLOCK`, `O_APPEND`, ...) that
+/// `F_SETFL` can change; the access mode and creation flags stay. One raw call (nix's wrapper
+/// costs twice the instructions of the call itself).
+pub(crate) fn clear_status_flags(fd: BorrowedFd<'_>) -> nix::Result<()> {
+    // SAFETY: fcntl with F_SETFL takes an fd and an integer; no memory of ours is involved.
+    Errno::result(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, 0) }).map(drop)
 }
 
 /// `flock(2)`.
@@ -287,10 +321,41 @@ pub(crate) fn reserve(
 }
 
 /// Whether this process runs with privileges its invoker does not have (set-user-ID,
+/// set-group-ID, file capabilities): then its environment must not be trusted. Where the
+/// kernel fixes the answer at `execve` (`AT_SECURE`, `issetugid`) it is asked for once and
+/// kept; elsewhere (ids compared) at every call, as ids can change.
+pub(crate) fn secure_execution() -> bool {
+    use std::sync::atomic::{AtomicU8, Ordering};
+    const FIXED_AT_EXEC: bool = cfg!(any(
+        target_os = "linux",
+        target_os = "android",
+        target_os = "freebsd",
+        target_os = "openbsd",
+        target_os = "netbsd",
+        target_os = "dragonfly",
+        target_vendor = "apple"
+    ));
+    if !FIXED_AT_EXEC {
+        return secure_execution_now();
+    }
+    // 0: not asked yet; 1: no; 2: yes. Racing first callers compute the same answer.
+    static SECURE: AtomicU8 = AtomicU8::new(0);
+    match SECURE.load(Ordering::Relaxed) {
+        1 => false,
+        2 => true,
+        _ => {
+            let secure = secure_execution_now();
+            SECURE.store(if secure { 2 } else { 1 }, Ordering::Relaxed);
+            secure
+        }
+    }
+}
+
+/// Whether this process runs with privileges its invoker does not have (set-user-ID,
 /// set-group-ID, file capabilities): then its environment must not be trusted. This is the
 /// test glibc's `secure_getenv` makes.
 #[cfg(any(target_os = "linux", target_os = "android"))]
-pub(crate) fn secure_execution() -> bool {
+fn secure_execution_now() -> bool {
     // SAFETY: getauxval reads the auxiliary vector the kernel gave this process; no memory of
     // ours is involved.
     unsafe { libc::getauxval(libc::AT_SECURE) != 0 }
@@ -305,7 +370,7 @@ pub(crate) fn secure_execution() -> bool {
     target_os = "dragonfly",
     target_vendor = "apple"
 ))]
-pub(crate) fn secure_execution() -> bool {
+fn secure_execution_now() -> bool {
     // SAFETY: issetugid takes nothing and touches no memory of ours.
     unsafe { libc::issetugid() != 0 }
 }
@@ -321,7 +386,7 @@ pub(crate) fn secure_execution() -> bool {
     target_os = "dragonfly",
     target_vendor = "apple"
 )))]
-pub(crate) fn secure_execution() -> bool {
+fn secure_execution_now() -> bool {
     use nix::unistd::{getegid, geteuid, getgid, getuid};
     getuid() != geteuid() || getgid() != getegid()
 }
@@ -336,6 +401,75 @@ pub(crate) fn getenv(name: &CStr) -> Option<&'static CStr> {
     unsafe {
         let p = libc::getenv(name.as_ptr());
         (!p.is_null()).then(|| CStr::from_ptr(p))
+    }
+}
+
+/// The variables the C entry points read, as they are in the environment now.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Vars {
+    /// `TMPSHM_DIR`.
+    pub(crate) dir: Option<&'static CStr>,
+    /// `TMPSHM_CROSS_USER`.
+    pub(crate) cross_user: Option<&'static CStr>,
+    /// `TMPSHM_TRACE`.
+    pub(crate) trace: Option<&'static CStr>,
+    /// `TMPSHM_NAMES`.
+    pub(crate) names: Option<&'static CStr>,
+}
+
+/// [`Vars`], in one pass over the environment (four `getenv` calls would walk it four times),
+/// without copying or allocating. As `getenv`, the first entry of a name wins.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub(crate) fn vars() -> Vars {
+    extern "C" {
+        // glibc, musl and bionic all define it (POSIX's `environ`).
+        static environ: *const *const libc::c_char;
+    }
+    let mut v = Vars::default();
+    // SAFETY: `environ` is NULL or a NULL-terminated array of NUL-terminated strings, which
+    // live until the environment is changed: the contract `getenv` has, which C callers of our
+    // entry points accept (see `getenv` above). We only read it.
+    unsafe {
+        let mut p = environ;
+        if p.is_null() {
+            return v;
+        }
+        while !(*p).is_null() {
+            let entry = (*p).cast::<u8>();
+            p = p.add(1);
+            // Most entries differ at the first byte. Byte by byte, never past an entry's NUL
+            // (a mismatch stops the comparison at the NUL at the latest).
+            let starts = |at: usize, with: &[u8]| {
+                with.iter()
+                    .enumerate()
+                    .all(|(i, &b)| *entry.add(at + i) == b)
+            };
+            if *entry != b'T' || !starts(1, b"MPSHM_") {
+                continue;
+            }
+            let (slot, value_at) = match *entry.add(7) {
+                b'D' if starts(8, b"IR=") => (&mut v.dir, 11),
+                b'C' if starts(8, b"ROSS_USER=") => (&mut v.cross_user, 18),
+                b'T' if starts(8, b"RACE=") => (&mut v.trace, 13),
+                b'N' if starts(8, b"AMES=") => (&mut v.names, 13),
+                _ => continue,
+            };
+            if slot.is_none() {
+                *slot = Some(CStr::from_ptr(entry.add(value_at).cast()));
+            }
+        }
+    }
+    v
+}
+
+/// [`Vars`], one `getenv` per variable.
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+pub(crate) fn vars() -> Vars {
+    Vars {
+        dir: getenv(c"TMPSHM_DIR"),
+        cross_user: getenv(c"TMPSHM_CROSS_USER"),
+        trace: getenv(c"TMPSHM_TRACE"),
+        names: getenv(c"TMPSHM_NAMES"),
     }
 }
 
