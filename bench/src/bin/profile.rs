@@ -1,18 +1,29 @@
 //! Runs one tmpshm operation in a tight loop, for `perf record`, `strace -c` or
-//! `valgrind --tool=callgrind`: `profile <open|create|creat-existing> <iterations> [dir]`.
+//! `valgrind --tool=callgrind`:
+//! `profile [--capi] <open|create|creat-existing|excl-existing|floor|floor-fcntl> <iterations> [dir]`.
+//! `--capi` calls the C entry point (`tmpshm::capi::shm_open`, what `tmpshm_shm_open` and the
+//! preload library run, reading the environment at every call) instead of [`ShmDir`].
 //! Prints ns per operation when done.
 
+use std::ffi::CString;
 use std::path::PathBuf;
 
+use tmpshm::capi::{self, Names};
 use tmpshm::{Mode, OFlag, ShmDir};
 
 const RW_USER: Mode = Mode::S_IRUSR.union(Mode::S_IWUSR);
 use tmpshm_bench::ns_per_op;
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let capi = args.first().is_some_and(|a| a == "--capi");
+    if capi {
+        args.remove(0);
+    }
     let usage = || -> ! {
-        eprintln!("usage: profile <open|create|creat-existing> <iterations> [dir]");
+        eprintln!(
+            "usage: profile [--capi] <open|create|creat-existing|excl-existing|floor|floor-fcntl> <iterations> [dir]"
+        );
         std::process::exit(2)
     };
     let (op, iters) = match args.as_slice() {
@@ -25,21 +36,68 @@ fn main() {
     );
     std::fs::create_dir_all(&dir).unwrap();
     let shm = ShmDir::new(&dir);
+    std::env::set_var(tmpshm::ENV_DIR, &dir);
     let rw = OFlag::O_RDWR;
     drop(shm.open("/existing", rw | OFlag::O_CREAT, RW_USER).unwrap());
+    let (existing, fresh) = (
+        CString::new("/existing").unwrap(),
+        CString::new("/fresh").unwrap(),
+    );
+    let open = |name: &CString, flags: OFlag| -> Result<(), i32> {
+        if capi {
+            // SAFETY: a valid C string.
+            let fd = unsafe { capi::shm_open(name.as_ptr(), flags.bits(), 0o600, Names::Strict) };
+            if fd < 0 {
+                return Err(tmpshm_bench::errno());
+            }
+            // SAFETY: our own new fd.
+            unsafe { libc::close(fd) };
+            Ok(())
+        } else {
+            shm.open(name.as_c_str(), flags, RW_USER)
+                .map(drop)
+                .map_err(|e| e.errno() as i32)
+        }
+    };
+    let unlink = |name: &CString| {
+        if capi {
+            // SAFETY: a valid C string.
+            assert_eq!(unsafe { capi::shm_unlink(name.as_ptr(), Names::Strict) }, 0);
+        } else {
+            shm.unlink(name.as_c_str()).unwrap();
+        }
+    };
     let ns = match op {
-        "open" => ns_per_op(iters, || {
-            drop(shm.open("/existing", rw, Mode::empty()).unwrap())
+        "open" => ns_per_op(iters, || open(&existing, rw).unwrap()),
+        "creat-existing" => ns_per_op(iters, || open(&existing, rw | OFlag::O_CREAT).unwrap()),
+        "excl-existing" => ns_per_op(iters, || {
+            let r = open(&existing, rw | OFlag::O_CREAT | OFlag::O_EXCL);
+            assert_eq!(r, Err(libc::EEXIST));
         }),
-        "creat-existing" => ns_per_op(iters, || {
-            drop(shm.open("/existing", rw | OFlag::O_CREAT, RW_USER).unwrap())
-        }),
+        // The floor of an open: the bare calls of a checked open, on the same file.
+        "floor" | "floor-fcntl" => {
+            use tmpshm_bench::sys;
+            let data =
+                CString::new(dir.join(".SHMDexisting").as_os_str().as_encoded_bytes()).unwrap();
+            let flags = libc::O_RDWR
+                | libc::O_NOFOLLOW
+                | libc::O_CLOEXEC
+                | libc::O_NOCTTY
+                | libc::O_NONBLOCK;
+            let fcntl = op == "floor-fcntl";
+            ns_per_op(iters, || {
+                let fd = sys::open(&data, flags, 0);
+                sys::fstat(fd);
+                sys::geteuid();
+                if fcntl {
+                    sys::setfl(fd, 0);
+                }
+                sys::close(fd);
+            })
+        }
         "create" => ns_per_op(iters, || {
-            drop(
-                shm.open("/fresh", rw | OFlag::O_CREAT | OFlag::O_EXCL, RW_USER)
-                    .unwrap(),
-            );
-            shm.unlink("/fresh").unwrap();
+            open(&fresh, rw | OFlag::O_CREAT | OFlag::O_EXCL).unwrap();
+            unlink(&fresh);
         }),
         _ => usage(),
     };
@@ -47,5 +105,6 @@ fn main() {
     if args.get(2).is_none() {
         std::fs::remove_dir(&dir).unwrap();
     }
-    println!("{op}: {ns:.0} ns/op over {iters} iterations");
+    let api = if capi { "C ABI" } else { "ShmDir" };
+    println!("{op} ({api}): {ns:.0} ns/op over {iters} iterations");
 }
