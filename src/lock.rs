@@ -26,7 +26,7 @@ use std::os::fd::{AsFd, OwnedFd};
 
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
-use nix::sys::stat::{fstat, lstat, FileStat, Mode};
+use nix::sys::stat::{lstat, FileStat, Mode};
 
 use crate::call::Call;
 use crate::error::{At, Fail, Op, Role, Why};
@@ -92,7 +92,7 @@ pub(crate) fn flock_error(e: Errno, at: At) -> Fail {
 }
 
 fn fstat_lock(fd: impl AsFd) -> Result<FileStat, Fail> {
-    fstat(fd.as_fd()).map_err(|e| Fail::new(e, Op::Lock, At::Lock))
+    crate::sys::fstat(fd.as_fd()).map_err(|e| Fail::new(e, Op::Lock, At::Lock))
 }
 
 /// Unlinks the lock file we hold (the release step of the protocol) if the path still names
@@ -249,7 +249,7 @@ mod tests {
             std::ffi::CString::new(d.path().join(".SHMLx").as_os_str().as_encoded_bytes()).unwrap();
         let call = Call::new(false, None);
         let guard = acquire(&call, &path).unwrap();
-        let st = fstat(guard.fd()).unwrap();
+        let st = crate::sys::fstat(guard.fd()).unwrap();
         assert_eq!((st.st_nlink, vet::mode(&st) & 0o777), (1, 0o600));
         drop(guard);
         assert!(!d.path().join(".SHMLx").exists());

@@ -13,7 +13,7 @@ use std::os::fd::{AsFd, OwnedFd};
 
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
-use nix::sys::stat::{fstat, lstat, FileStat, Mode};
+use nix::sys::stat::{lstat, FileStat, Mode};
 
 use crate::call::Call;
 use crate::error::{At, Fail, FlagError, Op, Role, Why};
@@ -206,7 +206,7 @@ pub(crate) fn open_existing(
     access: OFlag,
     truncate: bool,
 ) -> Result<OwnedFd, Fail> {
-    open_checked(call, path, access, truncate, true).map(|(fd, _)| fd)
+    open_then(call, path, access, truncate, true, |_| ()).map(|(fd, ())| fd)
 }
 
 /// [`open_existing`], also handing back what `fstat` said. `kept`: the fd leaves tmpshm, so
@@ -219,11 +219,25 @@ pub(crate) fn open_checked(
     truncate: bool,
     kept: bool,
 ) -> Result<(OwnedFd, FileStat), Fail> {
+    open_then(call, path, access, truncate, kept, |st| *st)
+}
+
+/// The open and checks of [`open_checked`]; `keep` takes from the `stat` what the caller wants
+/// (nothing, for a plain open: the `stat` is never copied out).
+#[inline(always)]
+fn open_then<R>(
+    call: &Call<'_>,
+    path: &CStr,
+    access: OFlag,
+    truncate: bool,
+    kept: bool,
+    keep: impl FnOnce(&FileStat) -> R,
+) -> Result<(OwnedFd, R), Fail> {
     let flags = access | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_NOCTTY | OFlag::O_NONBLOCK;
     let fd = call
         .open(Role::Object, path, flags, Mode::empty())
         .map_err(|e| open_error(call, e, path, Op::Open, Role::Object, At::Data))?;
-    let st = fstat(fd.as_fd()).map_err(|e| Fail::new(e, Op::Check, At::Data))?;
+    let st = crate::sys::fstat(fd.as_fd()).map_err(|e| Fail::new(e, Op::Check, At::Data))?;
     vet::object(call, &st, Op::Check)?;
     if call.traced() {
         call.emit(Step::Checked {
@@ -242,7 +256,8 @@ pub(crate) fn open_checked(
         call.ftruncate(fd.as_fd(), path, 0)
             .map_err(|e| Fail::new(e, Op::Resize, At::Data))?;
     }
-    Ok((fd, st))
+    let kept = keep(&st);
+    Ok((fd, kept))
 }
 
 /// Create the data file; `EEXIST` if anything at all is at the path (links included).

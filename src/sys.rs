@@ -185,6 +185,17 @@ impl Locked {
     }
 }
 
+/// `fstat(2)`, inlined so that the `stat` is filled where the caller keeps it (nix's wrapper
+/// returns it by value: a 144-byte copy, twice over on the way up).
+#[inline(always)]
+pub(crate) fn fstat(fd: BorrowedFd<'_>) -> nix::Result<libc::stat> {
+    let mut st = MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: `st` is writable memory of the size fstat fills; it is read only on success.
+    Errno::result(unsafe { libc::fstat(fd.as_raw_fd(), st.as_mut_ptr()) })?;
+    // SAFETY: fstat succeeded, so it filled `st`.
+    Ok(unsafe { st.assume_init() })
+}
+
 /// `fcntl(fd, F_SETFL, 0)`: clears the file status flags (`O_NONBLOCK`, `O_APPEND`, ...) that
 /// `F_SETFL` can change; the access mode and creation flags stay. One raw call (nix's wrapper
 /// costs twice the instructions of the call itself).
