@@ -172,6 +172,10 @@ fn micro(dir: &Path, cfg: &Config, goals: Option<&mut Goals>) {
         c.select();
         must(c.open(&c.name("existing"), RW | CREAT), "setup");
     }
+    // Every name is built here, once: the timed loops make no allocation of their own.
+    let (n_existing, n_fresh) = (native.name("existing"), native.name("fresh"));
+    let (c_existing, c_fresh) = (capi.name("existing"), capi.name("fresh"));
+    let (r_existing, r_fresh) = (rust.name("existing"), rust.name("fresh"));
     let data = cstr(&dir.join(".SHMDexisting"));
     let fresh = cstr(&dir.join(".SHMDfloor"));
     let lock = cstr(&dir.join(".SHMLfloor"));
@@ -186,7 +190,7 @@ fn micro(dir: &Path, cfg: &Config, goals: Option<&mut Goals>) {
                     label: "native shm_open + close (/dev/shm)".into(),
                     floor: None,
                     setup: Box::new(noop),
-                    body: Box::new(|| must(native.open(&native.name("existing"), RW), "open")),
+                    body: Box::new(|| must(native.open(&n_existing, RW), "open")),
                 },
                 Row {
                     label: "floor: the checked open: open(O_NOFOLLOW\\|O_CLOEXEC\\|O_NOCTTY\\|O_NONBLOCK) + fstat + geteuid + close".into(),
@@ -215,13 +219,13 @@ fn micro(dir: &Path, cfg: &Config, goals: Option<&mut Goals>) {
                     label: "tmpshm C ABI".into(),
                     floor: Some(2),
                     setup: Box::new(|| capi.select()),
-                    body: Box::new(|| must(capi.open(&capi.name("existing"), RW), "open")),
+                    body: Box::new(|| must(capi.open(&c_existing, RW), "open")),
                 },
                 Row {
                     label: "tmpshm ShmDir".into(),
                     floor: Some(2),
                     setup: Box::new(noop),
-                    body: Box::new(|| must(rust.open(&rust.name("existing"), RW), "open")),
+                    body: Box::new(|| must(rust.open(&r_existing, RW), "open")),
                 },
             ],
         ),
@@ -233,9 +237,9 @@ fn micro(dir: &Path, cfg: &Config, goals: Option<&mut Goals>) {
                     floor: None,
                     setup: Box::new(noop),
                     body: Box::new(|| {
-                        let n = native.name("fresh");
-                        must(native.open(&n, RW | CREAT | EXCL), "create");
-                        must(native.unlink(&n), "unlink");
+                        let n = &n_fresh;
+                        must(native.open(n, RW | CREAT | EXCL), "create");
+                        must(native.unlink(n), "unlink");
                     }),
                 },
                 Row {
@@ -270,9 +274,9 @@ fn micro(dir: &Path, cfg: &Config, goals: Option<&mut Goals>) {
                     floor: Some(2),
                     setup: Box::new(|| capi.select()),
                     body: Box::new(|| {
-                        let n = capi.name("fresh");
-                        must(capi.open(&n, RW | CREAT | EXCL), "create");
-                        must(capi.unlink(&n), "unlink");
+                        let n = &c_fresh;
+                        must(capi.open(n, RW | CREAT | EXCL), "create");
+                        must(capi.unlink(n), "unlink");
                     }),
                 },
                 Row {
@@ -280,9 +284,9 @@ fn micro(dir: &Path, cfg: &Config, goals: Option<&mut Goals>) {
                     floor: Some(2),
                     setup: Box::new(noop),
                     body: Box::new(|| {
-                        let n = rust.name("fresh");
-                        must(rust.open(&n, RW | CREAT | EXCL), "create");
-                        must(rust.unlink(&n), "unlink");
+                        let n = &r_fresh;
+                        must(rust.open(n, RW | CREAT | EXCL), "create");
+                        must(rust.unlink(n), "unlink");
                     }),
                 },
             ],
@@ -295,7 +299,7 @@ fn micro(dir: &Path, cfg: &Config, goals: Option<&mut Goals>) {
                     floor: None,
                     setup: Box::new(noop),
                     body: Box::new(|| {
-                        let r = native.open(&native.name("existing"), RW | CREAT | EXCL);
+                        let r = native.open(&n_existing, RW | CREAT | EXCL);
                         assert_eq!(r, Err(libc::EEXIST));
                     }),
                 },
@@ -310,7 +314,7 @@ fn micro(dir: &Path, cfg: &Config, goals: Option<&mut Goals>) {
                     floor: Some(1),
                     setup: Box::new(|| capi.select()),
                     body: Box::new(|| {
-                        let r = capi.open(&capi.name("existing"), RW | CREAT | EXCL);
+                        let r = capi.open(&c_existing, RW | CREAT | EXCL);
                         assert_eq!(r, Err(libc::EEXIST));
                     }),
                 },
@@ -319,7 +323,7 @@ fn micro(dir: &Path, cfg: &Config, goals: Option<&mut Goals>) {
                     floor: Some(1),
                     setup: Box::new(noop),
                     body: Box::new(|| {
-                        let r = rust.open(&rust.name("existing"), RW | CREAT | EXCL);
+                        let r = rust.open(&r_existing, RW | CREAT | EXCL);
                         assert_eq!(r, Err(libc::EEXIST));
                     }),
                 },
@@ -332,19 +336,19 @@ fn micro(dir: &Path, cfg: &Config, goals: Option<&mut Goals>) {
                     label: "native shm_open + close (/dev/shm)".into(),
                     floor: None,
                     setup: Box::new(noop),
-                    body: Box::new(|| must(native.open(&native.name("existing"), RW | CREAT), "open")),
+                    body: Box::new(|| must(native.open(&n_existing, RW | CREAT), "open")),
                 },
                 Row {
                     label: "tmpshm C ABI".into(),
                     floor: None,
                     setup: Box::new(|| capi.select()),
-                    body: Box::new(|| must(capi.open(&capi.name("existing"), RW | CREAT), "open")),
+                    body: Box::new(|| must(capi.open(&c_existing, RW | CREAT), "open")),
                 },
                 Row {
                     label: "tmpshm ShmDir".into(),
                     floor: None,
                     setup: Box::new(noop),
-                    body: Box::new(|| must(rust.open(&rust.name("existing"), RW | CREAT), "open")),
+                    body: Box::new(|| must(rust.open(&r_existing, RW | CREAT), "open")),
                 },
             ],
         ),
@@ -545,8 +549,10 @@ fn hammer(callers: &[&Caller], procs: usize, cfg: &Config, scratch: &Path) -> Ve
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let quick = args.iter().any(|a| a == "--quick");
-    if let Some(bad) = args.iter().find(|a| *a != "--quick") {
-        eprintln!("usage: compare [--quick]   (unknown argument {bad:?})");
+    // Only the tmpfs table: for trying a change out (the goals need the whole run).
+    let micro_only = args.iter().any(|a| a == "--micro");
+    if let Some(bad) = args.iter().find(|a| *a != "--quick" && *a != "--micro") {
+        eprintln!("usage: compare [--quick] [--micro]   (unknown argument {bad:?})");
         std::process::exit(2);
     }
     let cfg = if quick {
@@ -601,6 +607,11 @@ fn main() {
             }
         );
         micro(dir, &cfg, is_goal.then_some(&mut goals));
+        if micro_only {
+            let _ = fs::remove_dir_all(&shm_dir);
+            let _ = fs::remove_dir_all(&tmp_dir);
+            return;
+        }
     }
     let native = Caller::new(Api::Native, &shm_dir);
     let on_shm = Caller::new(Api::Capi, &shm_dir);

@@ -1,6 +1,6 @@
 //! Runs one tmpshm operation in a tight loop, for `perf record`, `strace -c` or
 //! `valgrind --tool=callgrind`:
-//! `profile [--capi] <open|create|creat-existing|excl-existing|floor|floor-fcntl> <iterations> [dir]`.
+//! `profile [--capi] <open|create|creat-existing|excl-existing|floor|floor-fcntl|hammer> <iterations> [dir]`.
 //! `--capi` calls the C entry point (`tmpshm::capi::shm_open`, what `tmpshm_shm_open` and the
 //! preload library run, reading the environment at every call) instead of [`ShmDir`].
 //! Prints ns per operation when done.
@@ -22,7 +22,7 @@ fn main() {
     }
     let usage = || -> ! {
         eprintln!(
-            "usage: profile [--capi] <open|create|creat-existing|excl-existing|floor|floor-fcntl> <iterations> [dir]"
+            "usage: profile [--capi] <open|create|creat-existing|excl-existing|floor|floor-fcntl|hammer> <iterations> [dir]"
         );
         std::process::exit(2)
     };
@@ -94,6 +94,40 @@ fn main() {
                 }
                 sys::close(fd);
             })
+        }
+        // 4 processes on one name, 3/4 open(O_CREAT) + close, 1/4 unlink, `iterations` each:
+        // the contention of `compare`, for strace -f and perf.
+        "hammer" => {
+            let t = std::time::Instant::now();
+            let mut kids = Vec::new();
+            for k in 0..4u64 {
+                // SAFETY: single-threaded; the child runs the loop and leaves with _exit.
+                match unsafe { libc::fork() } {
+                    0 => {
+                        let mut rng = tmpshm_bench::Rng::new(0x9e37_79b9 * (k + 1));
+                        let name = CString::new("/hammer").unwrap();
+                        for _ in 0..iters {
+                            if rng.below(4) < 3 {
+                                open(&name, rw | OFlag::O_CREAT).unwrap();
+                            } else if capi {
+                                // SAFETY: a valid C string.
+                                unsafe { capi::shm_unlink(name.as_ptr(), Names::Strict) };
+                            } else {
+                                let _ = shm.unlink(name.as_c_str());
+                            }
+                        }
+                        // SAFETY: leaving the forked child.
+                        unsafe { libc::_exit(0) }
+                    }
+                    pid => kids.push(pid),
+                }
+            }
+            for pid in kids {
+                // SAFETY: reaping our own child.
+                unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
+            }
+            let _ = shm.unlink("/hammer");
+            t.elapsed().as_nanos() as f64 / f64::from(iters * 4)
         }
         "create" => ns_per_op(iters, || {
             open(&fresh, rw | OFlag::O_CREAT | OFlag::O_EXCL).unwrap();
