@@ -551,8 +551,11 @@ fn main() {
     let quick = args.iter().any(|a| a == "--quick");
     // Only the tmpfs table: for trying a change out (the goals need the whole run).
     let micro_only = args.iter().any(|a| a == "--micro");
-    if let Some(bad) = args.iter().find(|a| *a != "--quick" && *a != "--micro") {
-        eprintln!("usage: compare [--quick] [--micro]   (unknown argument {bad:?})");
+    // Only the contention tables.
+    let contention_only = args.iter().any(|a| a == "--contention");
+    let known = ["--quick", "--micro", "--contention"];
+    if let Some(bad) = args.iter().find(|a| !known.contains(&a.as_str())) {
+        eprintln!("usage: compare [--quick] [--micro | --contention]   (unknown argument {bad:?})");
         std::process::exit(2);
     }
     let cfg = if quick {
@@ -596,6 +599,9 @@ fn main() {
     );
     let mut goals = Goals::default();
     for (dir, is_goal) in [(&shm_dir, true), (&tmp_dir, false)] {
+        if contention_only {
+            break;
+        }
         println!(
             "### tmpshm in {} ({}){}\n",
             dir.display(),

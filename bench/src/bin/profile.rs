@@ -1,6 +1,6 @@
 //! Runs one tmpshm operation in a tight loop, for `perf record`, `strace -c` or
 //! `valgrind --tool=callgrind`:
-//! `profile [--capi] <open|create|creat-existing|excl-existing|floor|floor-fcntl|hammer> <iterations> [dir]`.
+//! `profile [--capi] <open|create|creat-existing|excl-existing|floor|floor-fcntl|hammer|hammer8|hammer-classes> <iterations> [dir]`.
 //! `--capi` calls the C entry point (`tmpshm::capi::shm_open`, what `tmpshm_shm_open` and the
 //! preload library run, reading the environment at every call) instead of [`ShmDir`].
 //! Prints ns per operation when done.
@@ -22,7 +22,7 @@ fn main() {
     }
     let usage = || -> ! {
         eprintln!(
-            "usage: profile [--capi] <open|create|creat-existing|excl-existing|floor|floor-fcntl|hammer> <iterations> [dir]"
+            "usage: profile [--capi] <open|create|creat-existing|excl-existing|floor|floor-fcntl|hammer|hammer8|hammer-classes> <iterations> [dir]"
         );
         std::process::exit(2)
     };
@@ -97,10 +97,11 @@ fn main() {
         }
         // 4 processes on one name, 3/4 open(O_CREAT) + close, 1/4 unlink, `iterations` each:
         // the contention of `compare`, for strace -f and perf.
-        "hammer" => {
+        "hammer" | "hammer8" => {
+            let procs: u64 = if op == "hammer8" { 8 } else { 4 };
             let t = std::time::Instant::now();
             let mut kids = Vec::new();
-            for k in 0..4u64 {
+            for k in 0..procs {
                 // SAFETY: single-threaded; the child runs the loop and leaves with _exit.
                 match unsafe { libc::fork() } {
                     0 => {
@@ -127,7 +128,13 @@ fn main() {
                 unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
             }
             let _ = shm.unlink("/hammer");
-            t.elapsed().as_nanos() as f64 / f64::from(iters * 4)
+            t.elapsed().as_nanos() as f64 / (f64::from(iters) * procs as f64)
+        }
+        // The 4-process mix through a traced ShmDir: where each operation's time went (no lock,
+        // a lock taken at once, a lock waited for) and how long the waits were.
+        "hammer-classes" => {
+            hammer_classes(&dir, iters);
+            0.0
         }
         "create" => ns_per_op(iters, || {
             open(&fresh, rw | OFlag::O_CREAT | OFlag::O_EXCL).unwrap();
@@ -141,4 +148,102 @@ fn main() {
     }
     let api = if capi { "C ABI" } else { "ShmDir" };
     println!("{op} ({api}): {ns:.0} ns/op over {iters} iterations");
+}
+
+/// See `hammer-classes` above: 4 processes, each prints one line per class of operation.
+fn hammer_classes(dir: &std::path::Path, iters: u32) {
+    use std::cell::Cell;
+    use std::time::Instant;
+    use tmpshm::Step;
+    thread_local! {
+        static WAITED_AT: Cell<Option<Instant>> = const { Cell::new(None) };
+        static WAIT_NS: Cell<u64> = const { Cell::new(0) };
+        static LOCKED: Cell<bool> = const { Cell::new(false) };
+        static RELEASED: Cell<bool> = const { Cell::new(false) };
+    }
+    let mut kids = Vec::new();
+    for k in 0..4u64 {
+        // SAFETY: single-threaded; the child runs the loop and leaves with _exit.
+        match unsafe { libc::fork() } {
+            0 => {
+                let shm = ShmDir::new(dir).with_trace(|step| match step {
+                    Step::LockWait { .. } => WAITED_AT.with(|w| w.set(Some(Instant::now()))),
+                    Step::LockAcquired { .. } | Step::LockRetry { .. } => {
+                        if let Some(t) = WAITED_AT.with(|w| w.take()) {
+                            WAIT_NS.with(|n| n.set(n.get() + t.elapsed().as_nanos() as u64));
+                        }
+                        if matches!(step, Step::LockAcquired { .. }) {
+                            LOCKED.with(|l| l.set(true));
+                        } else {
+                            RELEASED.with(|l| l.set(true));
+                        }
+                    }
+                    _ => {}
+                });
+                let mut rng = tmpshm_bench::Rng::new(0x9e37_79b9 * (k + 1));
+                // class -> latencies (ns), total wait ns
+                let names = [
+                    "open, no lock",
+                    "created, lock at once",
+                    "waited, then created",
+                    "waited, released: opened",
+                    "unlink",
+                ];
+                let mut lat: Vec<Vec<u64>> = vec![Vec::new(); names.len()];
+                let mut waits = vec![0u64; names.len()];
+                for _ in 0..iters {
+                    WAIT_NS.with(|n| n.set(0));
+                    LOCKED.with(|l| l.set(false));
+                    RELEASED.with(|l| l.set(false));
+                    let t = Instant::now();
+                    let unlink = rng.below(4) == 3;
+                    if unlink {
+                        let _ = shm.unlink("/hammer");
+                    } else {
+                        drop(
+                            shm.open("/hammer", OFlag::O_RDWR | OFlag::O_CREAT, RW_USER)
+                                .unwrap(),
+                        );
+                    }
+                    let ns = t.elapsed().as_nanos() as u64;
+                    let w = WAIT_NS.with(|n| n.get());
+                    let class = match (
+                        unlink,
+                        w > 0,
+                        LOCKED.with(|l| l.get()),
+                        RELEASED.with(|l| l.get()),
+                    ) {
+                        (true, ..) => 4,
+                        (false, false, false, _) => 0,
+                        (false, false, true, _) => 1,
+                        (false, true, true, _) => 2,
+                        (false, true, false, _) => 3,
+                    };
+                    lat[class].push(ns);
+                    waits[class] += w;
+                }
+                for (i, mut l) in lat.into_iter().enumerate() {
+                    l.sort_unstable();
+                    let n = l.len().max(1) as u64;
+                    println!(
+                        "proc {k} | {} | {} ops | mean {} ns | p99 {} ns | max {} ns | mean flock wait {} ns",
+                        names[i],
+                        l.len(),
+                        l.iter().sum::<u64>() / n,
+                        tmpshm_bench::quantile(&l, 0.99),
+                        l.last().copied().unwrap_or(0),
+                        waits[i] / n
+                    );
+                }
+                // SAFETY: leaving the forked child.
+                unsafe { libc::_exit(0) }
+            }
+            pid => kids.push(pid),
+        }
+    }
+    for pid in kids {
+        // SAFETY: reaping our own child.
+        unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
+    }
+    let _ = ShmDir::new(dir).unlink("/hammer");
 }
