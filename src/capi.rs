@@ -311,7 +311,7 @@ unsafe fn open_entry(entry: Entry, name: *const c_char, oflag: c_int, mode: mode
             Ok(report::Ret::Int(fd.into_raw_fd()))
         })();
         let result = result.map_err(|f: Fail| f.errno);
-        finish(entry, ObjectKind::Shm, &call, settings, result).map(|r| match r {
+        finish(&entry, ObjectKind::Shm, &call, &settings, result).map(|r| match r {
             report::Ret::Int(fd) => fd,
             report::Ret::Ptr(_) => -1,
         })
@@ -352,7 +352,7 @@ unsafe fn sem_open_entry(
             Ok(report::Ret::Ptr(sem.as_ptr() as usize))
         })();
         let result = result.map_err(|f: Fail| f.errno);
-        finish(entry, ObjectKind::Sem, &call, settings, result).map(|r| match r {
+        finish(&entry, ObjectKind::Sem, &call, &settings, result).map(|r| match r {
             report::Ret::Ptr(p) => p as *mut libc::sem_t,
             report::Ret::Int(_) => std::ptr::null_mut(),
         })
@@ -378,7 +378,7 @@ unsafe fn unlink_entry(entry: Entry, kind: ObjectKind, name: *const c_char) -> c
             object::unlink(&Call::new(s.cross_user, None), &t)?;
             Ok(report::Ret::Int(0))
         })();
-        finish(entry, kind, &call, settings, result).map(|_| 0)
+        finish(&entry, kind, &call, &settings, result).map(|_| 0)
     })
 }
 
@@ -393,16 +393,33 @@ fn target<'a>(
 }
 
 /// Traces the call (if asked) and, for an interposer, explains a directory that cannot work
-/// (once per process); then hands back the result.
+/// (once per process); then hands back the result. Neither is the common case: that one is a
+/// test and a return, inlined.
+#[inline(always)]
 fn finish(
-    entry: Entry,
+    entry: &Entry,
     kind: ObjectKind,
     call: &report::Call<'_>,
-    settings: Result<env::Settings<'static>, Fail>,
+    settings: &Result<env::Settings<'static>, Fail>,
+    result: Result<report::Ret, Errno>,
+) -> Result<report::Ret, Errno> {
+    if entry.vars.trace.is_none() && !(entry.interposer && result.is_err()) {
+        return result;
+    }
+    finish_reported(entry, kind, call, settings, result)
+}
+
+#[cold]
+#[inline(never)]
+fn finish_reported(
+    entry: &Entry,
+    kind: ObjectKind,
+    call: &report::Call<'_>,
+    settings: &Result<env::Settings<'static>, Fail>,
     result: Result<report::Ret, Errno>,
 ) -> Result<report::Ret, Errno> {
     if let Some(sink) = report::sink(entry.vars.trace) {
-        let path = match (&settings, call.name()) {
+        let path = match (settings, call.name()) {
             (Ok(s), Some(name)) => target(s, kind, name, entry.names)
                 .ok()
                 .and_then(|t| t.data().ok()),
