@@ -171,18 +171,84 @@ impl Locked {
         let this = std::mem::ManuallyDrop::new(self);
         // SAFETY: `this` is never dropped, so the lock's fd is taken out exactly once.
         let lock = unsafe { std::ptr::read(&this.0) }.into_raw_fd();
-        // SAFETY: both fds are open and ours; dup3 closes `lock` and makes it a copy of `fd`.
-        match retry(|| Errno::result(unsafe { libc::dup3(fd.as_raw_fd(), lock, libc::O_CLOEXEC) }))
-        {
-            // SAFETY: `lock` is now our copy of `fd`, owned by nothing else.
-            Ok(_) => unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(lock) },
-            Err(_) => {
-                // SAFETY: `lock` is still the lock file's fd, ours to close.
-                drop(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(lock) });
-                fd
-            }
+        match dup_into(fd.as_raw_fd(), lock) {
+            // SAFETY: `n` is our new copy of `fd`, owned by nothing else; `fd` itself closes
+            // when it goes out of scope.
+            Ok(n) => unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(n) },
+            Err(_) => fd,
         }
     }
+}
+
+/// Closes `lock` and makes a close-on-exec copy of `fd` at its number: `dup3(fd, lock,
+/// O_CLOEXEC)`, one call. The copy's number, or the error (`lock` is closed either way).
+#[cfg(any(target_os = "linux", target_os = "freebsd", target_os = "illumos"))]
+fn dup_into(fd: libc::c_int, lock: libc::c_int) -> nix::Result<libc::c_int> {
+    // SAFETY: both fds are open and ours; dup3 closes `lock` and makes it a copy of `fd`.
+    match retry(|| Errno::result(unsafe { libc::dup3(fd, lock, libc::O_CLOEXEC) })) {
+        Ok(_) => Ok(lock),
+        Err(e) => {
+            // SAFETY: `lock` is still the lock file's fd, ours to close.
+            unsafe { libc::close(lock) };
+            Err(e)
+        }
+    }
+}
+
+/// [`dup_into`] on Android: bionic has `dup3` (API level 21), the `libc` crate binds it only
+/// elsewhere, so it is called through `syscall(2)`.
+#[cfg(target_os = "android")]
+fn dup_into(fd: libc::c_int, lock: libc::c_int) -> nix::Result<libc::c_int> {
+    // SAFETY: both fds are open and ours; dup3 closes `lock` and makes it a copy of `fd`;
+    // every argument is passed as the `long` the kernel reads.
+    let r = retry(|| {
+        Errno::result(unsafe {
+            libc::syscall(
+                libc::SYS_dup3,
+                libc::c_long::from(fd),
+                libc::c_long::from(lock),
+                libc::c_long::from(libc::O_CLOEXEC),
+            )
+        })
+    });
+    match r {
+        Ok(_) => Ok(lock),
+        Err(e) => {
+            // SAFETY: `lock` is still the lock file's fd, ours to close.
+            unsafe { libc::close(lock) };
+            Err(e)
+        }
+    }
+}
+
+/// [`dup_into`] where there is no `dup3` (Apple's systems, ...): [`dup_into_fcntl`].
+#[cfg(not(any(
+    target_os = "linux",
+    target_os = "android",
+    target_os = "freebsd",
+    target_os = "illumos"
+)))]
+fn dup_into(fd: libc::c_int, lock: libc::c_int) -> nix::Result<libc::c_int> {
+    dup_into_fcntl(fd, lock)
+}
+
+/// Close `lock`, then copy `fd` to the lowest free number from `lock` up with
+/// `F_DUPFD_CLOEXEC` (normally `lock` itself; another thread may take it in between). Two
+/// calls where `dup3` makes one; compiled everywhere so that its test runs on Linux too.
+#[cfg_attr(
+    any(
+        target_os = "linux",
+        target_os = "android",
+        target_os = "freebsd",
+        target_os = "illumos"
+    ),
+    allow(dead_code)
+)]
+fn dup_into_fcntl(fd: libc::c_int, lock: libc::c_int) -> nix::Result<libc::c_int> {
+    // SAFETY: `lock` is ours to close; fcntl(F_DUPFD_CLOEXEC) takes an fd and an integer.
+    unsafe { libc::close(lock) };
+    // SAFETY: as above.
+    retry(|| Errno::result(unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, lock) }))
 }
 
 /// `fstat(2)`, inlined so that the `stat` is filled where the caller keeps it (nix's wrapper
@@ -713,5 +779,31 @@ mod tests {
         let fd = locked.unlock().unwrap();
         let again = Locked::lock(fd, false).unwrap();
         drop(again);
+    }
+
+    #[test]
+    fn moving_an_fd_down_into_the_lock_number_keeps_it_close_on_exec() {
+        use std::os::fd::{AsRawFd, FromRawFd};
+        let d = tempfile::tempdir().unwrap();
+        for dup3 in [true, false] {
+            let lock = std::fs::File::create(d.path().join("l"))
+                .unwrap()
+                .into_raw_fd();
+            let data = std::fs::File::create(d.path().join("d")).unwrap();
+            assert!(lock < data.as_raw_fd());
+            let n = if dup3 {
+                dup_into(data.as_raw_fd(), lock).unwrap()
+            } else {
+                dup_into_fcntl(data.as_raw_fd(), lock).unwrap()
+            };
+            assert_eq!(n, lock, "the copy takes the lock's number");
+            // SAFETY: `n` is the copy just made, owned by nothing else.
+            let moved = unsafe { OwnedFd::from_raw_fd(n) };
+            let (a, b) = (fstat(moved.as_fd()).unwrap(), fstat(data.as_fd()).unwrap());
+            assert_eq!((a.st_dev, a.st_ino), (b.st_dev, b.st_ino));
+            // SAFETY: F_GETFD on our own fd.
+            let flags = unsafe { libc::fcntl(moved.as_raw_fd(), libc::F_GETFD) };
+            assert_ne!(flags & libc::FD_CLOEXEC, 0);
+        }
     }
 }
