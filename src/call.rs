@@ -48,6 +48,7 @@ impl<'a> Call<'a> {
     }
 
     /// Hands `step` to the tracer, if there is one.
+    #[inline(always)]
     pub(crate) fn emit(&self, step: Step<'_>) {
         if let Some(t) = self.tracer {
             t(&step);

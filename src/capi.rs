@@ -49,7 +49,12 @@ impl Names {
     /// The interposers' rules: [`Names::Glibc`] (they stand in for the system's calls) unless
     /// `TMPSHM_NAMES=strict`. Read without allocating, at every call.
     pub fn for_interposers() -> Names {
-        match crate::sys::getenv(c"TMPSHM_NAMES").map(CStr::to_bytes) {
+        Names::from_var(crate::sys::getenv(c"TMPSHM_NAMES"))
+    }
+
+    /// The interposers' rules for the value of `TMPSHM_NAMES`.
+    fn from_var(value: Option<&CStr>) -> Names {
+        match value.map(CStr::to_bytes) {
             Some(b"strict") => Names::Strict,
             _ => Names::Glibc,
         }
@@ -88,11 +93,13 @@ unsafe fn name_arg<'a>(name: *const c_char) -> Option<&'a [u8]> {
 /// Which entry point runs: the linkable library's (`tmpshm_*`, names as given) or the preload
 /// library's interposers (names by `TMPSHM_NAMES`, and a line about a directory that cannot
 /// work).
+/// It carries the variables of the environment, read once per call in one pass.
 #[derive(Clone, Copy)]
 struct Entry {
     func: &'static str,
     names: Names,
     interposer: bool,
+    vars: crate::sys::Vars,
 }
 
 impl Entry {
@@ -101,14 +108,17 @@ impl Entry {
             func,
             names,
             interposer: false,
+            vars: crate::sys::vars(),
         }
     }
 
     fn interposed(func: &'static str) -> Entry {
+        let vars = crate::sys::vars();
         Entry {
             func,
-            names: Names::for_interposers(),
+            names: Names::from_var(vars.names),
             interposer: true,
+            vars,
         }
     }
 }
@@ -244,7 +254,7 @@ pub unsafe fn interposed_sem_close(sem: *mut libc::sem_t) -> c_int {
 fn close_entry(func: &'static str, sem: *mut libc::sem_t) -> c_int {
     guard(-1, || {
         let result = crate::registry::close(sem.cast()).map(|()| report::Ret::Int(0));
-        if let Some(sink) = report::sink() {
+        if let Some(sink) = report::sink(crate::sys::getenv(c"TMPSHM_TRACE")) {
             let call = report::Call {
                 func,
                 args: report::Args::Addr(sem as usize),
@@ -291,7 +301,7 @@ unsafe fn open_entry(entry: Entry, name: *const c_char, oflag: c_int, mode: mode
             func: entry.func,
             args: report::Args::Open(name, flags, mode),
         };
-        let settings = env::from_process();
+        let settings = env::from_vars(&entry.vars);
         let result = (|| {
             let name = name.ok_or(Fail::new(Errno::EINVAL, Op::Name, At::Name))?;
             let req = Request::new(flags, mode)?;
@@ -301,7 +311,7 @@ unsafe fn open_entry(entry: Entry, name: *const c_char, oflag: c_int, mode: mode
             Ok(report::Ret::Int(fd.into_raw_fd()))
         })();
         let result = result.map_err(|f: Fail| f.errno);
-        finish(entry, ObjectKind::Shm, &call, settings, result).map(|r| match r {
+        finish(&entry, ObjectKind::Shm, &call, &settings, result).map(|r| match r {
             report::Ret::Int(fd) => fd,
             report::Ret::Ptr(_) => -1,
         })
@@ -331,7 +341,7 @@ unsafe fn sem_open_entry(
             func: entry.func,
             args: report::Args::SemOpen(name, flags, mode, value),
         };
-        let settings = env::from_process();
+        let settings = env::from_vars(&entry.vars);
         let result = (|| {
             let name = name.ok_or(Fail::new(Errno::EINVAL, Op::Name, At::Name))?;
             // As the kernel does for open(2): the umask takes its bits away.
@@ -342,7 +352,7 @@ unsafe fn sem_open_entry(
             Ok(report::Ret::Ptr(sem.as_ptr() as usize))
         })();
         let result = result.map_err(|f: Fail| f.errno);
-        finish(entry, ObjectKind::Sem, &call, settings, result).map(|r| match r {
+        finish(&entry, ObjectKind::Sem, &call, &settings, result).map(|r| match r {
             report::Ret::Ptr(p) => p as *mut libc::sem_t,
             report::Ret::Int(_) => std::ptr::null_mut(),
         })
@@ -359,7 +369,7 @@ unsafe fn unlink_entry(entry: Entry, kind: ObjectKind, name: *const c_char) -> c
             func: entry.func,
             args: report::Args::Name(name),
         };
-        let settings = env::from_process();
+        let settings = env::from_vars(&entry.vars);
         let result = (|| {
             let name = name.ok_or(Errno::EINVAL)?;
             let s = settings.map_err(|f| f.errno)?;
@@ -368,7 +378,7 @@ unsafe fn unlink_entry(entry: Entry, kind: ObjectKind, name: *const c_char) -> c
             object::unlink(&Call::new(s.cross_user, None), &t)?;
             Ok(report::Ret::Int(0))
         })();
-        finish(entry, kind, &call, settings, result).map(|_| 0)
+        finish(&entry, kind, &call, &settings, result).map(|_| 0)
     })
 }
 
@@ -378,20 +388,38 @@ fn target<'a>(
     name: &'a [u8],
     names: Names,
 ) -> Result<Target<'a>, Fail> {
-    Target::new(s.dir, Layout::Illumos, kind, name, names.rule(), Op::Name)
+    // `s.dir` is the value of TMPSHM_DIR, a C string, or the default: no NUL inside.
+    Target::new_c_dir(s.dir, Layout::Illumos, kind, name, names.rule(), Op::Name)
 }
 
 /// Traces the call (if asked) and, for an interposer, explains a directory that cannot work
-/// (once per process); then hands back the result.
+/// (once per process); then hands back the result. Neither is the common case: that one is a
+/// test and a return, inlined.
+#[inline(always)]
 fn finish(
-    entry: Entry,
+    entry: &Entry,
     kind: ObjectKind,
     call: &report::Call<'_>,
-    settings: Result<env::Settings<'static>, Fail>,
+    settings: &Result<env::Settings<'static>, Fail>,
     result: Result<report::Ret, Errno>,
 ) -> Result<report::Ret, Errno> {
-    if let Some(sink) = report::sink() {
-        let path = match (&settings, call.name()) {
+    if entry.vars.trace.is_none() && !(entry.interposer && result.is_err()) {
+        return result;
+    }
+    finish_reported(entry, kind, call, settings, result)
+}
+
+#[cold]
+#[inline(never)]
+fn finish_reported(
+    entry: &Entry,
+    kind: ObjectKind,
+    call: &report::Call<'_>,
+    settings: &Result<env::Settings<'static>, Fail>,
+    result: Result<report::Ret, Errno>,
+) -> Result<report::Ret, Errno> {
+    if let Some(sink) = report::sink(entry.vars.trace) {
+        let path = match (settings, call.name()) {
             (Ok(s), Some(name)) => target(s, kind, name, entry.names)
                 .ok()
                 .and_then(|t| t.data().ok()),
@@ -402,10 +430,7 @@ fn finish(
     if let (true, Err(e)) = (entry.interposer, result) {
         let (dir, from_env) = match settings {
             Ok(s) => (s.dir, s.dir_from_env),
-            Err(_) => (
-                crate::sys::getenv(c"TMPSHM_DIR").map_or(&b""[..], CStr::to_bytes),
-                true,
-            ),
+            Err(_) => (entry.vars.dir.map_or(&b""[..], CStr::to_bytes), true),
         };
         report::dir_problem(call, dir, from_env, e);
     }

@@ -50,6 +50,9 @@ type SharedTracer = Arc<dyn Fn(&Step<'_>) + Send + Sync>;
 #[derive(Clone)]
 pub struct ShmDir {
     dir: PathBuf,
+    /// Whether `dir` holds a NUL byte (then every call is refused with `EINVAL`), found once
+    /// here rather than scanned for at every call.
+    dir_nul: bool,
     layout: Layout,
     cross_user: bool,
     tracer: Option<SharedTracer>,
@@ -75,8 +78,10 @@ impl ShmDir {
     /// assert_eq!(shm.dir(), std::path::Path::new("/tmp"));
     /// ```
     pub fn new(dir: impl Into<PathBuf>) -> ShmDir {
+        let dir = dir.into();
         ShmDir {
-            dir: dir.into(),
+            dir_nul: dir.as_os_str().as_bytes().contains(&0),
+            dir,
             layout: Layout::Illumos,
             cross_user: false,
             tracer: None,
@@ -193,8 +198,12 @@ impl ShmDir {
         op: Op,
     ) -> Result<Target<'a>> {
         let dir = self.dir.as_os_str().as_bytes();
-        Target::new(dir, self.layout, kind, name, NameRule::Strict, op)
-            .map_err(|f| self.error(f, None, name))
+        let t = if self.dir_nul {
+            Target::new(dir, self.layout, kind, name, NameRule::Strict, op)
+        } else {
+            Target::new_c_dir(dir, self.layout, kind, name, NameRule::Strict, op)
+        };
+        t.map_err(|f| self.error(f, None, name))
     }
 
     /// The public error for `fail`, naming the file it concerns.

@@ -62,14 +62,11 @@ pub(crate) fn settings<'a>(
     }
 }
 
-/// [`settings`] from the environment as it is now, read without allocating (for the C entry
-/// points).
-pub(crate) fn from_process() -> Result<Settings<'static>, Fail> {
+/// [`settings`] from the variables read from the environment as it is now, without allocating
+/// ([`sys::vars`], for the C entry points).
+pub(crate) fn from_vars(vars: &sys::Vars) -> Result<Settings<'static>, Fail> {
     let bytes = |v: Option<&'static std::ffi::CStr>| v.map(std::ffi::CStr::to_bytes);
-    settings(
-        bytes(sys::getenv(c"TMPSHM_DIR")),
-        bytes(sys::getenv(c"TMPSHM_CROSS_USER")),
-    )
+    settings(bytes(vars.dir), bytes(vars.cross_user))
 }
 
 #[cfg(test)]

@@ -14,7 +14,8 @@
 //!    sharing), refuse at once: its holder may be one of them, who could hold it forever, and
 //!    nothing about a holder's pid can be trusted; else block in `flock(LOCK_EX)`;
 //! 4. `fstat`: `st_nlink == 0` means the holder before us released it while we waited: start
-//!    again. A file found in place is checked again, and if it is open to other users (without
+//!    again (a creator first looks at the name again without the lock:
+//!    [`acquire_or_released`]). A file found in place is checked again, and if it is open to other users (without
 //!    cross-user sharing) it is taken over: unlinked while held, as on release, and we start
 //!    again with a fresh file of our own;
 //! 5. release: `unlink(lock)` while still holding the `flock`, then `flock(LOCK_UN)` (so a copy
@@ -25,7 +26,7 @@ use std::os::fd::{AsFd, OwnedFd};
 
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
-use nix::sys::stat::{fstat, lstat, FileStat, Mode};
+use nix::sys::stat::{lstat, FileStat, Mode};
 
 use crate::call::Call;
 use crate::error::{At, Fail, Op, Role, Why};
@@ -91,7 +92,7 @@ pub(crate) fn flock_error(e: Errno, at: At) -> Fail {
 }
 
 fn fstat_lock(fd: impl AsFd) -> Result<FileStat, Fail> {
-    fstat(fd.as_fd()).map_err(|e| Fail::new(e, Op::Lock, At::Lock))
+    crate::sys::fstat(fd.as_fd()).map_err(|e| Fail::new(e, Op::Lock, At::Lock))
 }
 
 /// Unlinks the lock file we hold (the release step of the protocol) if the path still names
@@ -109,6 +110,23 @@ fn discard(call: &Call<'_>, locked: Locked, held: &FileStat, path: &CStr) -> Res
 /// Takes the lock at `path`. Blocks in the kernel while a live process holds it, but only on a
 /// file that no other user can open.
 pub(crate) fn acquire<'a>(call: &'a Call<'a>, path: &'a CStr) -> Result<LockGuard<'a>, Fail> {
+    loop {
+        if let Some(guard) = acquire_or_released(call, path)? {
+            return Ok(guard);
+        }
+    }
+}
+
+/// [`acquire`], but `None` when the lock file we got hold of had been released by its holder
+/// (step 4's `st_nlink == 0`, most often after waiting for it): the holder has done what it
+/// held the lock for, so a creator looks at the name again before it takes the lock anew (the
+/// object it wanted to create is most likely there now, and opening it needs no lock). Every
+/// waiter of a busy name then leaves with one lock-free `open` instead of making and removing
+/// a lock file of its own in turn.
+pub(crate) fn acquire_or_released<'a>(
+    call: &'a Call<'a>,
+    path: &'a CStr,
+) -> Result<Option<LockGuard<'a>>, Fail> {
     let busy = |st: &FileStat| {
         let mode = vet::mode(st) & 0o7777;
         Fail::new(Errno::EPERM, Op::Lock, At::Lock).why(Why::LockBusyOpen { mode })
@@ -152,7 +170,7 @@ pub(crate) fn acquire<'a>(call: &'a Call<'a>, path: &'a CStr) -> Result<LockGuar
             call.emit(Step::LockRetry {
                 path: as_path(path),
             });
-            continue;
+            return Ok(None);
         }
         if !created {
             // Checked before the wait; its owner may have changed it meanwhile.
@@ -171,11 +189,11 @@ pub(crate) fn acquire<'a>(call: &'a Call<'a>, path: &'a CStr) -> Result<LockGuar
         call.emit(Step::LockAcquired {
             path: as_path(path),
         });
-        return Ok(LockGuard {
+        return Ok(Some(LockGuard {
             file: Some(locked),
             path,
             call,
-        });
+        }));
     }
 }
 
@@ -231,7 +249,7 @@ mod tests {
             std::ffi::CString::new(d.path().join(".SHMLx").as_os_str().as_encoded_bytes()).unwrap();
         let call = Call::new(false, None);
         let guard = acquire(&call, &path).unwrap();
-        let st = fstat(guard.fd()).unwrap();
+        let st = crate::sys::fstat(guard.fd()).unwrap();
         assert_eq!((st.st_nlink, vet::mode(&st) & 0o777), (1, 0o600));
         drop(guard);
         assert!(!d.path().join(".SHMLx").exists());

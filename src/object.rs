@@ -12,14 +12,14 @@ use std::ffi::CStr;
 use std::os::fd::{AsFd, OwnedFd};
 
 use nix::errno::Errno;
-use nix::fcntl::{fcntl, FcntlArg, OFlag};
-use nix::sys::stat::{fstat, lstat, FileStat, Mode};
+use nix::fcntl::OFlag;
+use nix::sys::stat::{lstat, FileStat, Mode};
 
 use crate::call::Call;
 use crate::error::{At, Fail, FlagError, Op, Role, Why};
 use crate::lock;
 use crate::name::Target;
-use crate::sys::{as_path, retry, Reserved};
+use crate::sys::{as_path, retry, Reserved, StackPath};
 use crate::trace::Step;
 use crate::vet;
 
@@ -82,32 +82,46 @@ impl Request {
 
 /// `shm_open(3)` in `target`: see the module docs.
 pub(crate) fn open(call: &Call<'_>, target: &Target<'_>, req: Request) -> Result<OwnedFd, Fail> {
-    let data = target.data()?;
-    trace_name(call, target, data.as_cstr())?;
-    if req.excl {
-        // Anything at the path (even a symlink) makes an exclusive create fail, now and under
-        // the lock alike: answer without touching a lock file. Objects only ever appear whole,
-        // so seeing one here is as good as the lock's answer.
-        if retry(|| lstat(data.as_cstr())).is_ok() {
-            return Err(Fail::new(Errno::EEXIST, Op::Open, At::Data));
+    let mut data = StackPath::new();
+    let data = target.data_in(&mut data)?;
+    trace_name(call, target, data)?;
+    let mut lock_buf = StackPath::new();
+    let mut lock_path = None;
+    let guard = loop {
+        if req.excl {
+            // Anything at the path (even a symlink) makes an exclusive create fail, now and
+            // under the lock alike: answer without touching a lock file. Objects only ever
+            // appear whole, so seeing one here is as good as the lock's answer.
+            if retry(|| lstat(data)).is_ok() {
+                return Err(Fail::new(Errno::EEXIST, Op::Open, At::Data));
+            }
+        } else {
+            // The common case, an object that already exists, needs no lock and no lock path.
+            match open_existing(call, data, req.access, req.truncate) {
+                Err(e) if req.create && e.errno == Errno::ENOENT => {}
+                done => return done,
+            }
         }
-    } else {
-        // The common case, an object that already exists, needs no lock and no lock path.
-        match open_existing(call, data.as_cstr(), req.access, req.truncate) {
-            Err(e) if req.create && e.errno == Errno::ENOENT => {}
-            done => return done,
+        if lock_path.is_none() {
+            match target.lock_in(&mut lock_buf)? {
+                Some(path) => lock_path = Some(path),
+                None => break None,
+            }
         }
-    }
-    let lock_path = target.lock()?;
-    let guard = match &lock_path {
-        Some(path) => Some(lock::acquire(call, path.as_cstr())?),
-        None => None,
+        let Some(path) = lock_path else {
+            break None;
+        };
+        // Released by a holder while we waited: it most likely created the object, which the
+        // lock-free paths above now find (see `lock::acquire_or_released`).
+        if let Some(g) = lock::acquire_or_released(call, path)? {
+            break Some(g);
+        }
     };
     let fd = loop {
-        match create_new(call, data.as_cstr(), req.access, req.mode) {
+        match create_new(call, data, req.access, req.mode) {
             Err(e) if e.errno == Errno::EEXIST && !req.excl => {
                 // Made by someone who takes no lock (or in a layout without locks).
-                match open_existing(call, data.as_cstr(), req.access, req.truncate) {
+                match open_existing(call, data, req.access, req.truncate) {
                     Err(e) if e.errno == Errno::ENOENT => continue,
                     done => break done?,
                 }
@@ -128,9 +142,10 @@ pub(crate) fn open(call: &Call<'_>, target: &Target<'_>, req: Request) -> Result
 /// Takes no lock: `unlink(2)` is atomic, and a creator holding the lock only ever makes the
 /// file in one step, so no creator can observe a half-done state.
 pub(crate) fn unlink(call: &Call<'_>, target: &Target<'_>) -> Result<(), Fail> {
-    let data = target.data()?;
-    trace_name(call, target, data.as_cstr())?;
-    remove(call, data.as_cstr())
+    let mut data = StackPath::new();
+    let data = target.data_in(&mut data)?;
+    trace_name(call, target, data)?;
+    remove(call, data)
 }
 
 /// Reports the name step, building the lock path only when a tracer listens.
@@ -191,7 +206,7 @@ pub(crate) fn open_existing(
     access: OFlag,
     truncate: bool,
 ) -> Result<OwnedFd, Fail> {
-    open_checked(call, path, access, truncate, true).map(|(fd, _)| fd)
+    open_then(call, path, access, truncate, true, |_| ()).map(|(fd, ())| fd)
 }
 
 /// [`open_existing`], also handing back what `fstat` said. `kept`: the fd leaves tmpshm, so
@@ -204,29 +219,45 @@ pub(crate) fn open_checked(
     truncate: bool,
     kept: bool,
 ) -> Result<(OwnedFd, FileStat), Fail> {
+    open_then(call, path, access, truncate, kept, |st| *st)
+}
+
+/// The open and checks of [`open_checked`]; `keep` takes from the `stat` what the caller wants
+/// (nothing, for a plain open: the `stat` is never copied out).
+#[inline(always)]
+fn open_then<R>(
+    call: &Call<'_>,
+    path: &CStr,
+    access: OFlag,
+    truncate: bool,
+    kept: bool,
+    keep: impl FnOnce(&FileStat) -> R,
+) -> Result<(OwnedFd, R), Fail> {
     let flags = access | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_NOCTTY | OFlag::O_NONBLOCK;
     let fd = call
         .open(Role::Object, path, flags, Mode::empty())
         .map_err(|e| open_error(call, e, path, Op::Open, Role::Object, At::Data))?;
-    let st = fstat(fd.as_fd()).map_err(|e| Fail::new(e, Op::Check, At::Data))?;
+    let st = crate::sys::fstat(fd.as_fd()).map_err(|e| Fail::new(e, Op::Check, At::Data))?;
     vet::object(call, &st, Op::Check)?;
-    call.emit(Step::Checked {
-        path: as_path(path),
-        uid: st.st_uid,
-        mode: vet::mode(&st) & 0o7777,
-        #[allow(clippy::useless_conversion)] // nlink_t differs between platforms
-        nlink: u64::from(st.st_nlink),
-        size: st.st_size,
-    });
+    if call.traced() {
+        call.emit(Step::Checked {
+            path: as_path(path),
+            uid: st.st_uid,
+            mode: vet::mode(&st) & 0o7777,
+            #[allow(clippy::useless_conversion)] // nlink_t differs between platforms
+            nlink: u64::from(st.st_nlink),
+            size: st.st_size,
+        });
+    }
     if kept {
-        fcntl(fd.as_fd(), FcntlArg::F_SETFL(OFlag::empty()))
-            .map_err(|e| Fail::new(e, Op::Open, At::Data))?;
+        crate::sys::clear_status_flags(fd.as_fd()).map_err(|e| Fail::new(e, Op::Open, At::Data))?;
     }
     if truncate {
         call.ftruncate(fd.as_fd(), path, 0)
             .map_err(|e| Fail::new(e, Op::Resize, At::Data))?;
     }
-    Ok((fd, st))
+    let kept = keep(&st);
+    Ok((fd, kept))
 }
 
 /// Create the data file; `EEXIST` if anything at all is at the path (links included).

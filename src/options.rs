@@ -13,6 +13,7 @@ use crate::name::{ObjectKind, ObjectName};
 use crate::object;
 use crate::publish::publish;
 use crate::shm::Shm;
+use crate::sys::{as_path, StackPath};
 
 /// How to open or create an object: size, mode, access, directory, cleanup.
 ///
@@ -192,11 +193,14 @@ impl ShmOptions {
         let (size, mode) = self.creation(&dir, name)?;
         let t = dir.target(name, ObjectKind::Shm, Op::Name)?;
         let call = dir.call();
-        let data = t.data().map_err(|f| dir.error(f, Some(&t), name))?;
-        object::trace_name(&call, &t, data.as_cstr()).map_err(|f| dir.error(f, Some(&t), name))?;
+        let mut data = StackPath::new();
+        let data = t
+            .data_in(&mut data)
+            .map_err(|f| dir.error(f, Some(&t), name))?;
+        object::trace_name(&call, &t, data).map_err(|f| dir.error(f, Some(&t), name))?;
         let fd =
             publish(&call, &t, size, mode, |_| Ok(())).map_err(|f| dir.error(f, Some(&t), name))?;
-        let path = data.as_path().to_path_buf();
+        let path = as_path(data).to_path_buf();
         Ok(Shm::new(
             fd,
             dir,
@@ -234,9 +238,12 @@ impl ShmOptions {
             OFlag::O_RDWR
         };
         let call = dir.call();
-        let data = t.data().map_err(|f| dir.error(f, Some(&t), name))?;
-        object::trace_name(&call, &t, data.as_cstr()).map_err(|f| dir.error(f, Some(&t), name))?;
-        let (fd, st) = object::open_checked(&call, data.as_cstr(), access, false, true)
+        let mut data = StackPath::new();
+        let data = t
+            .data_in(&mut data)
+            .map_err(|f| dir.error(f, Some(&t), name))?;
+        object::trace_name(&call, &t, data).map_err(|f| dir.error(f, Some(&t), name))?;
+        let (fd, st) = object::open_checked(&call, data, access, false, true)
             .map_err(|f| dir.error(f, Some(&t), name))?;
         let size = u64::try_from(st.st_size).unwrap_or(0);
         if let Some(want) = self.size {
@@ -247,7 +254,7 @@ impl ShmOptions {
                 return Err(dir.error(tiny, Some(&t), name));
             }
         }
-        let path = data.as_path().to_path_buf();
+        let path = as_path(data).to_path_buf();
         let len = usize::try_from(size).unwrap_or(usize::MAX);
         Ok(Shm::new(
             fd,

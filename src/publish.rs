@@ -60,19 +60,21 @@ pub(crate) fn publish(
     mode: Mode,
     fill: impl FnOnce(BorrowedFd<'_>) -> Result<(), Fail>,
 ) -> Result<OwnedFd, Fail> {
-    let data = target.data()?;
-    let lock_path = target.lock()?;
-    let _guard = match &lock_path {
-        Some(path) => Some(lock::acquire(call, path.as_cstr())?),
+    let mut data = StackPath::new();
+    let data = target.data_in(&mut data)?;
+    let mut lock_path = StackPath::new();
+    let _guard = match target.lock_in(&mut lock_path)? {
+        Some(path) => Some(lock::acquire(call, path)?),
         None => None,
     };
-    let temp = make_temp(call, target)?;
+    let mut temp_path = StackPath::new();
+    let temp = make_temp(call, target, &mut temp_path)?;
     // Any error from here on drops `temp`, which unlinks the temporary name.
     object::grow(call, temp.fd(), temp.path(), temp.at, 0, size)?;
     fill(temp.fd().as_fd())?;
     call.fchmod(temp.fd().as_fd(), temp.path(), mode)
         .map_err(|e| Fail::new(e, Op::Open, temp.at))?;
-    match place(call, temp.path(), data.as_cstr())? {
+    match place(call, temp.path(), data)? {
         // The fd already names the data file (in /proc/self/fd and /proc/self/maps).
         Placed::Renamed => temp.into_fd(),
         Placed::Linked => {
@@ -80,7 +82,7 @@ pub(crate) fn publish(
             call.unlink(Role::Temp, temp.path())
                 .map_err(|e| Fail::new(e, Op::Unlink, temp.at))?;
             let fd = temp.into_fd()?;
-            Ok(reopen_by_name(call, fd, data.as_cstr()))
+            Ok(reopen_by_name(call, fd, data))
         }
     }
 }
@@ -88,16 +90,17 @@ pub(crate) fn publish(
 /// A flocked temporary file. Dropped while it still has its name (an error on the way), it
 /// unlinks the name while holding the `flock` (so `gc` never removes a name in use), then
 /// unlocks.
-struct Temp<'c> {
-    path: StackPath,
+struct Temp<'c, 'p> {
+    /// Built in the caller's buffer (a `StackPath` moved around is a 4 KiB copy).
+    path: &'p CStr,
     at: At,
     file: Option<Locked>,
     call: &'c Call<'c>,
 }
 
-impl Temp<'_> {
+impl Temp<'_, '_> {
     fn path(&self) -> &CStr {
-        self.path.as_cstr()
+        self.path
     }
 
     fn fd(&self) -> &OwnedFd {
@@ -118,10 +121,10 @@ impl Temp<'_> {
     }
 }
 
-impl Drop for Temp<'_> {
+impl Drop for Temp<'_, '_> {
     fn drop(&mut self) {
         if let Some(locked) = self.file.take() {
-            let _ = self.call.unlink(Role::Temp, self.path.as_cstr());
+            let _ = self.call.unlink(Role::Temp, self.path);
             drop(locked);
         }
     }
@@ -138,8 +141,12 @@ fn unpredictable(seq: u64) -> u64 {
     h.finish()
 }
 
-/// A fresh, flocked temporary file next to the objects.
-fn make_temp<'c>(call: &'c Call<'c>, target: &Target<'_>) -> Result<Temp<'c>, Fail> {
+/// A fresh, flocked temporary file next to the objects, its path built in `buf`.
+fn make_temp<'c, 'p>(
+    call: &'c Call<'c>,
+    target: &Target<'_>,
+    buf: &'p mut StackPath,
+) -> Result<Temp<'c, 'p>, Fail> {
     let pid = std::process::id();
     let flags = OFlag::O_RDWR
         | OFlag::O_CREAT
@@ -147,16 +154,12 @@ fn make_temp<'c>(call: &'c Call<'c>, target: &Target<'_>) -> Result<Temp<'c>, Fa
         | OFlag::O_NOFOLLOW
         | OFlag::O_CLOEXEC
         | OFlag::O_NOCTTY;
+    let mut made = None;
     for _ in 0..1000 {
         let n = unpredictable(SEQ.fetch_add(1, Ordering::Relaxed));
-        let path = target.temp(pid, n)?;
+        let path = target.temp_in(buf, pid, n)?;
         let at = At::Temp(n);
-        let fd = match call.open(
-            Role::Temp,
-            path.as_cstr(),
-            flags,
-            Mode::from_bits_truncate(0o600),
-        ) {
+        let fd = match call.open(Role::Temp, path, flags, Mode::from_bits_truncate(0o600)) {
             Ok(fd) => fd,
             // Taken (by a crashed earlier process with our pid, or by chance): the next name.
             Err(Errno::EEXIST) => continue,
@@ -164,32 +167,38 @@ fn make_temp<'c>(call: &'c Call<'c>, target: &Target<'_>) -> Result<Temp<'c>, Fa
         };
         // Until we hold the flock, a gc may take this fresh file for a crashed creator's: it
         // then holds the flock for an instant (we wait) and may unlink it (we start again).
-        let locked = match call.lock(Role::Temp, path.as_cstr(), fd, true) {
+        let locked = match call.lock(Role::Temp, path, fd, true) {
             Ok(l) => l,
             Err((_, e)) => {
-                let _ = call.unlink(Role::Temp, path.as_cstr());
+                let _ = call.unlink(Role::Temp, path);
                 return Err(lock::flock_error(e, at));
             }
         };
-        let temp = Temp {
-            path,
-            at,
-            file: Some(locked),
-            call,
-        };
-        match fstat(temp.fd().as_fd()) {
-            Ok(st) if st.st_nlink == 0 => {
-                // Collected: the name is gone, or a new file of someone else is there. Dropping
-                // `temp` would unlink that: only let the lock go.
-                let mut temp = temp;
-                drop(temp.file.take());
-                continue;
+        match fstat(locked.as_fd()) {
+            // Collected: the name is gone, or a new file of someone else is there. Unlinking
+            // it would remove that: only let the lock go.
+            Ok(st) if st.st_nlink == 0 => continue,
+            Ok(_) => {
+                made = Some((locked, at));
+                break;
             }
-            Ok(_) => return Ok(temp),
-            Err(e) => return Err(Fail::new(e, Op::Lock, at)),
+            Err(e) => {
+                // Ours and still named (or so we must assume): leave nothing behind.
+                let _ = call.unlink(Role::Temp, path);
+                return Err(Fail::new(e, Op::Lock, at));
+            }
         }
     }
-    Err(Fail::new(Errno::EEXIST, Op::Open, At::Dir).why(Why::TempNamesTaken))
+    let Some((locked, at)) = made else {
+        return Err(Fail::new(Errno::EEXIST, Op::Open, At::Dir).why(Why::TempNamesTaken));
+    };
+    let buf: &'p StackPath = buf;
+    Ok(Temp {
+        path: buf.as_cstr(),
+        at,
+        file: Some(locked),
+        call,
+    })
 }
 
 /// How the temporary file reached the data path.

@@ -93,17 +93,18 @@ pub(crate) fn open(
     target: &Target<'_>,
     req: SemRequest,
 ) -> std::result::Result<NonNull<libc::sem_t>, Fail> {
-    let data = target.data()?;
-    object::trace_name(call, target, data.as_cstr())?;
+    let mut data = crate::sys::StackPath::new();
+    let data = target.data_in(&mut data)?;
+    object::trace_name(call, target, data)?;
     loop {
         if req.excl {
             // As for shared memory: anything at the path is EEXIST, without a lock file.
-            if retry(|| lstat(data.as_cstr())).is_ok() {
+            if retry(|| lstat(data)).is_ok() {
                 return Err(Fail::new(Errno::EEXIST, Op::Open, At::Data));
             }
         } else {
             // The fd is only mapped and closed: its O_NONBLOCK can stay.
-            match object::open_checked(call, data.as_cstr(), OFlag::O_RDWR, false, false) {
+            match object::open_checked(call, data, OFlag::O_RDWR, false, false) {
                 Ok((fd, st)) => return attach(&fd, &st, None),
                 Err(e) if req.create && e.errno == Errno::ENOENT => {}
                 Err(e) => return Err(e),

@@ -207,14 +207,16 @@ impl Shm {
         let t = self.dir.target(name, ObjectKind::Shm, Op::Name)?;
         let err = |f: Fail| self.dir.error(f, Some(&t), name);
         let call = self.dir.call();
-        let data = t.data().map_err(err)?;
-        let lock_path = t.lock().map_err(err)?;
+        let mut data = crate::sys::StackPath::new();
+        let data = t.data_in(&mut data).map_err(err)?;
+        let mut lock_path = crate::sys::StackPath::new();
+        let lock_path = t.lock_in(&mut lock_path).map_err(err)?;
         // Under the lock no tmpshm creator can re-create the name between our check and our
         // unlink. A lock we cannot use at all (planted by another user: EPERM, EACCES, ELOOP,
         // EINVAL) stops every same-user creator too, so then the check needs no lock, and in a
         // sticky directory only we (or root) can replace our own file anyway.
-        let _guard = match &lock_path {
-            Some(p) => match lock::acquire(&call, p.as_cstr()) {
+        let _guard = match lock_path {
+            Some(p) => match lock::acquire(&call, p) {
                 Ok(guard) => Some(guard),
                 Err(f)
                     if matches!(
@@ -229,13 +231,12 @@ impl Shm {
             None => None,
         };
         let ours = fstat(self.fd()).map_err(|e| err(Fail::new(e, Op::Check, At::Data)))?;
-        let there =
-            retry(|| lstat(data.as_cstr())).map_err(|e| err(Fail::new(e, Op::Unlink, At::Data)))?;
+        let there = retry(|| lstat(data)).map_err(|e| err(Fail::new(e, Op::Unlink, At::Data)))?;
         if !vet::same_file(&ours, &there) {
             let other = Fail::new(Errno::ENOENT, Op::Unlink, At::Data).why(Why::NameNowOther);
             return Err(err(other));
         }
-        object::remove(&call, data.as_cstr()).map_err(err)
+        object::remove(&call, data).map_err(err)
     }
 
     /// The fd, giving up ownership (no unlink on drop).

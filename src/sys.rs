@@ -8,7 +8,7 @@
 
 use std::ffi::{CStr, OsStr};
 use std::mem::MaybeUninit;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, IntoRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
@@ -35,33 +35,59 @@ pub(crate) struct StackPath {
 }
 
 impl StackPath {
-    /// The concatenation of `parts`, or `None` if it does not fit `PATH_MAX` (the kernel would
-    /// answer `ENAMETOOLONG`). No part may contain a NUL byte; the callers check names and
-    /// directories for NUL before building paths.
-    pub(crate) fn join(parts: &[&[u8]]) -> Option<StackPath> {
-        let len: usize = parts.iter().map(|p| p.len()).sum();
-        if len >= PATH_CAP {
-            return None;
-        }
+    /// An empty path (`""`), to be filled in place with [`StackPath::set`]. Nothing but its
+    /// first byte is written: the buffer is never zeroed, and built where it lives (a
+    /// 4 KiB value returned or moved is a 4 KiB copy).
+    #[inline(always)]
+    pub(crate) fn new() -> StackPath {
         let mut p = StackPath {
             buf: [const { MaybeUninit::uninit() }; PATH_CAP],
-            len,
+            len: 0,
         };
+        p.buf[0].write(0);
+        p
+    }
+
+    /// Makes this the concatenation of `parts`, in place; `false` (and `""`) if it does not
+    /// fit `PATH_MAX` (the kernel would answer `ENAMETOOLONG`). No part may contain a NUL
+    /// byte; the callers check names and directories for NUL before building paths.
+    pub(crate) fn set(&mut self, parts: &[&[u8]]) -> bool {
+        let len: usize = parts.iter().map(|p| p.len()).sum();
+        self.len = 0;
+        self.buf[0].write(0);
+        if len >= PATH_CAP {
+            return false;
+        }
         let mut at = 0;
         for part in parts {
             debug_assert!(!part.contains(&0), "NUL inside a path part");
-            for (dst, &b) in p.buf[at..at + part.len()].iter_mut().zip(part.iter()) {
-                dst.write(b);
+            // SAFETY: `at + part.len() <= len < PATH_CAP`, so the destination range is inside
+            // `buf`; `part` is a distinct, initialised slice (no overlap with our buffer).
+            unsafe {
+                std::ptr::copy_nonoverlapping(
+                    part.as_ptr(),
+                    self.buf.as_mut_ptr().add(at).cast::<u8>(),
+                    part.len(),
+                );
             }
             at += part.len();
         }
-        p.buf[len].write(0);
-        Some(p)
+        self.buf[len].write(0);
+        self.len = len;
+        true
+    }
+
+    /// The concatenation of `parts`, or `None` if it does not fit `PATH_MAX`: [`StackPath::set`]
+    /// on a new value, for paths off the hot paths (the value is moved on return).
+    pub(crate) fn join(parts: &[&[u8]]) -> Option<StackPath> {
+        let mut p = StackPath::new();
+        p.set(parts).then_some(p)
     }
 
     /// The path as a C string.
     pub(crate) fn as_cstr(&self) -> &CStr {
-        // SAFETY: `join` initialised bytes 0..=len, put a NUL at `len` and none before it.
+        // SAFETY: `new` and `set` initialise bytes 0..=len, with a NUL at `len` and none before
+        // it (the parts hold no NUL).
         unsafe {
             let bytes = std::slice::from_raw_parts(self.buf.as_ptr().cast::<u8>(), self.len + 1);
             CStr::from_bytes_with_nul_unchecked(bytes)
@@ -144,54 +170,104 @@ impl Locked {
         let _ = flock(self.0.as_fd(), libc::LOCK_UN);
         let this = std::mem::ManuallyDrop::new(self);
         // SAFETY: `this` is never dropped, so the lock's fd is taken out exactly once.
-        let lock = unsafe { std::ptr::read(&this.0) };
-        move_fd(fd, lock)
-    }
-}
-
-/// Closes `target` and returns a close-on-exec copy of `fd` in its number, closing `fd`; or,
-/// where that fails, closes `target` and returns `fd` as it was.
-#[cfg(not(target_vendor = "apple"))]
-fn move_fd(fd: OwnedFd, target: OwnedFd) -> OwnedFd {
-    let target = std::os::fd::IntoRawFd::into_raw_fd(target);
-    // SAFETY: both fds are open and ours; dup3 closes `target` and makes it a copy of `fd`.
-    // On Android it goes through syscall(2), every argument as the `long` the kernel reads:
-    // bionic has dup3, the libc crate does not declare it there.
-    #[cfg(not(target_os = "android"))]
-    let r = retry(|| Errno::result(unsafe { libc::dup3(fd.as_raw_fd(), target, libc::O_CLOEXEC) }));
-    #[cfg(target_os = "android")]
-    let r = retry(|| {
-        Errno::result(unsafe {
-            libc::syscall(
-                libc::SYS_dup3,
-                fd.as_raw_fd() as libc::c_long,
-                target as libc::c_long,
-                libc::O_CLOEXEC as libc::c_long,
-            )
-        })
-    });
-    match r {
-        // SAFETY: `target` is now our copy of `fd`, owned by nothing else.
-        Ok(_) => unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(target) },
-        Err(_) => {
-            // SAFETY: `target` is still the fd it was, ours to close.
-            drop(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(target) });
-            fd
+        let lock = unsafe { std::ptr::read(&this.0) }.into_raw_fd();
+        match dup_into(fd.as_raw_fd(), lock) {
+            // SAFETY: `n` is our new copy of `fd`, owned by nothing else; `fd` itself closes
+            // when it goes out of scope.
+            Ok(n) => unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(n) },
+            Err(_) => fd,
         }
     }
 }
 
-/// Without `dup3` (Apple): `dup2` would hand out a descriptor without close-on-exec for a
-/// moment, so `target` is closed and `F_DUPFD_CLOEXEC` takes the lowest free number, which is
-/// `target`'s unless another thread took it in between; either way the copy is close-on-exec.
-#[cfg(target_vendor = "apple")]
-fn move_fd(fd: OwnedFd, target: OwnedFd) -> OwnedFd {
-    drop(target);
-    match nix::fcntl::fcntl(&fd, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(0)) {
-        // SAFETY: F_DUPFD_CLOEXEC returned a new fd, owned by nothing else.
-        Ok(copy) => unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(copy) },
-        Err(_) => fd,
+/// Closes `lock` and makes a close-on-exec copy of `fd` at its number: `dup3(fd, lock,
+/// O_CLOEXEC)`, one call. The copy's number, or the error (`lock` is closed either way).
+#[cfg(any(target_os = "linux", target_os = "freebsd", target_os = "illumos"))]
+fn dup_into(fd: libc::c_int, lock: libc::c_int) -> nix::Result<libc::c_int> {
+    // SAFETY: both fds are open and ours; dup3 closes `lock` and makes it a copy of `fd`.
+    match retry(|| Errno::result(unsafe { libc::dup3(fd, lock, libc::O_CLOEXEC) })) {
+        Ok(_) => Ok(lock),
+        Err(e) => {
+            // SAFETY: `lock` is still the lock file's fd, ours to close.
+            unsafe { libc::close(lock) };
+            Err(e)
+        }
     }
+}
+
+/// [`dup_into`] on Android: bionic has `dup3` (API level 21), the `libc` crate binds it only
+/// elsewhere, so it is called through `syscall(2)`.
+#[cfg(target_os = "android")]
+fn dup_into(fd: libc::c_int, lock: libc::c_int) -> nix::Result<libc::c_int> {
+    // SAFETY: both fds are open and ours; dup3 closes `lock` and makes it a copy of `fd`;
+    // every argument is passed as the `long` the kernel reads.
+    let r = retry(|| {
+        Errno::result(unsafe {
+            libc::syscall(
+                libc::SYS_dup3,
+                libc::c_long::from(fd),
+                libc::c_long::from(lock),
+                libc::c_long::from(libc::O_CLOEXEC),
+            )
+        })
+    });
+    match r {
+        Ok(_) => Ok(lock),
+        Err(e) => {
+            // SAFETY: `lock` is still the lock file's fd, ours to close.
+            unsafe { libc::close(lock) };
+            Err(e)
+        }
+    }
+}
+
+/// [`dup_into`] where there is no `dup3` (Apple's systems, ...): [`dup_into_fcntl`].
+#[cfg(not(any(
+    target_os = "linux",
+    target_os = "android",
+    target_os = "freebsd",
+    target_os = "illumos"
+)))]
+fn dup_into(fd: libc::c_int, lock: libc::c_int) -> nix::Result<libc::c_int> {
+    dup_into_fcntl(fd, lock)
+}
+
+/// Close `lock`, then copy `fd` to the lowest free number from `lock` up with
+/// `F_DUPFD_CLOEXEC` (normally `lock` itself; another thread may take it in between). Two
+/// calls where `dup3` makes one; compiled everywhere so that its test runs on Linux too.
+#[cfg_attr(
+    any(
+        target_os = "linux",
+        target_os = "android",
+        target_os = "freebsd",
+        target_os = "illumos"
+    ),
+    allow(dead_code)
+)]
+fn dup_into_fcntl(fd: libc::c_int, lock: libc::c_int) -> nix::Result<libc::c_int> {
+    // SAFETY: `lock` is ours to close; fcntl(F_DUPFD_CLOEXEC) takes an fd and an integer.
+    unsafe { libc::close(lock) };
+    // SAFETY: as above.
+    retry(|| Errno::result(unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, lock) }))
+}
+
+/// `fstat(2)`, inlined so that the `stat` is filled where the caller keeps it (nix's wrapper
+/// returns it by value: a 144-byte copy, twice over on the way up).
+#[inline(always)]
+pub(crate) fn fstat(fd: BorrowedFd<'_>) -> nix::Result<libc::stat> {
+    let mut st = MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: `st` is writable memory of the size fstat fills; it is read only on success.
+    Errno::result(unsafe { libc::fstat(fd.as_raw_fd(), st.as_mut_ptr()) })?;
+    // SAFETY: fstat succeeded, so it filled `st`.
+    Ok(unsafe { st.assume_init() })
+}
+
+/// `fcntl(fd, F_SETFL, 0)`: clears the file status flags (`O_NONBLOCK`, `O_APPEND`, ...) that
+/// `F_SETFL` can change; the access mode and creation flags stay. One raw call (nix's wrapper
+/// costs twice the instructions of the call itself).
+pub(crate) fn clear_status_flags(fd: BorrowedFd<'_>) -> nix::Result<()> {
+    // SAFETY: fcntl with F_SETFL takes an fd and an integer; no memory of ours is involved.
+    Errno::result(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, 0) }).map(drop)
 }
 
 /// `flock(2)`.
@@ -322,10 +398,41 @@ pub(crate) fn reserve(
 }
 
 /// Whether this process runs with privileges its invoker does not have (set-user-ID,
+/// set-group-ID, file capabilities): then its environment must not be trusted. Where the
+/// kernel fixes the answer at `execve` (`AT_SECURE`, `issetugid`) it is asked for once and
+/// kept; elsewhere (ids compared) at every call, as ids can change.
+pub(crate) fn secure_execution() -> bool {
+    use std::sync::atomic::{AtomicU8, Ordering};
+    const FIXED_AT_EXEC: bool = cfg!(any(
+        target_os = "linux",
+        target_os = "android",
+        target_os = "freebsd",
+        target_os = "openbsd",
+        target_os = "netbsd",
+        target_os = "dragonfly",
+        target_vendor = "apple"
+    ));
+    if !FIXED_AT_EXEC {
+        return secure_execution_now();
+    }
+    // 0: not asked yet; 1: no; 2: yes. Racing first callers compute the same answer.
+    static SECURE: AtomicU8 = AtomicU8::new(0);
+    match SECURE.load(Ordering::Relaxed) {
+        1 => false,
+        2 => true,
+        _ => {
+            let secure = secure_execution_now();
+            SECURE.store(if secure { 2 } else { 1 }, Ordering::Relaxed);
+            secure
+        }
+    }
+}
+
+/// Whether this process runs with privileges its invoker does not have (set-user-ID,
 /// set-group-ID, file capabilities): then its environment must not be trusted. This is the
 /// test glibc's `secure_getenv` makes.
 #[cfg(any(target_os = "linux", target_os = "android"))]
-pub(crate) fn secure_execution() -> bool {
+fn secure_execution_now() -> bool {
     // SAFETY: getauxval reads the auxiliary vector the kernel gave this process; no memory of
     // ours is involved.
     unsafe { libc::getauxval(libc::AT_SECURE) != 0 }
@@ -340,7 +447,7 @@ pub(crate) fn secure_execution() -> bool {
     target_os = "dragonfly",
     target_vendor = "apple"
 ))]
-pub(crate) fn secure_execution() -> bool {
+fn secure_execution_now() -> bool {
     // SAFETY: issetugid takes nothing and touches no memory of ours.
     unsafe { libc::issetugid() != 0 }
 }
@@ -356,7 +463,7 @@ pub(crate) fn secure_execution() -> bool {
     target_os = "dragonfly",
     target_vendor = "apple"
 )))]
-pub(crate) fn secure_execution() -> bool {
+fn secure_execution_now() -> bool {
     use nix::unistd::{getegid, geteuid, getgid, getuid};
     getuid() != geteuid() || getgid() != getegid()
 }
@@ -371,6 +478,75 @@ pub(crate) fn getenv(name: &CStr) -> Option<&'static CStr> {
     unsafe {
         let p = libc::getenv(name.as_ptr());
         (!p.is_null()).then(|| CStr::from_ptr(p))
+    }
+}
+
+/// The variables the C entry points read, as they are in the environment now.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Vars {
+    /// `TMPSHM_DIR`.
+    pub(crate) dir: Option<&'static CStr>,
+    /// `TMPSHM_CROSS_USER`.
+    pub(crate) cross_user: Option<&'static CStr>,
+    /// `TMPSHM_TRACE`.
+    pub(crate) trace: Option<&'static CStr>,
+    /// `TMPSHM_NAMES`.
+    pub(crate) names: Option<&'static CStr>,
+}
+
+/// [`Vars`], in one pass over the environment (four `getenv` calls would walk it four times),
+/// without copying or allocating. As `getenv`, the first entry of a name wins.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub(crate) fn vars() -> Vars {
+    extern "C" {
+        // glibc, musl and bionic all define it (POSIX's `environ`).
+        static environ: *const *const libc::c_char;
+    }
+    let mut v = Vars::default();
+    // SAFETY: `environ` is NULL or a NULL-terminated array of NUL-terminated strings, which
+    // live until the environment is changed: the contract `getenv` has, which C callers of our
+    // entry points accept (see `getenv` above). We only read it.
+    unsafe {
+        let mut p = environ;
+        if p.is_null() {
+            return v;
+        }
+        while !(*p).is_null() {
+            let entry = (*p).cast::<u8>();
+            p = p.add(1);
+            // Most entries differ at the first byte. Byte by byte, never past an entry's NUL
+            // (a mismatch stops the comparison at the NUL at the latest).
+            let starts = |at: usize, with: &[u8]| {
+                with.iter()
+                    .enumerate()
+                    .all(|(i, &b)| *entry.add(at + i) == b)
+            };
+            if *entry != b'T' || !starts(1, b"MPSHM_") {
+                continue;
+            }
+            let (slot, value_at) = match *entry.add(7) {
+                b'D' if starts(8, b"IR=") => (&mut v.dir, 11),
+                b'C' if starts(8, b"ROSS_USER=") => (&mut v.cross_user, 18),
+                b'T' if starts(8, b"RACE=") => (&mut v.trace, 13),
+                b'N' if starts(8, b"AMES=") => (&mut v.names, 13),
+                _ => continue,
+            };
+            if slot.is_none() {
+                *slot = Some(CStr::from_ptr(entry.add(value_at).cast()));
+            }
+        }
+    }
+    v
+}
+
+/// [`Vars`], one `getenv` per variable.
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+pub(crate) fn vars() -> Vars {
+    Vars {
+        dir: getenv(c"TMPSHM_DIR"),
+        cross_user: getenv(c"TMPSHM_CROSS_USER"),
+        trace: getenv(c"TMPSHM_TRACE"),
+        names: getenv(c"TMPSHM_NAMES"),
     }
 }
 
@@ -603,5 +779,31 @@ mod tests {
         let fd = locked.unlock().unwrap();
         let again = Locked::lock(fd, false).unwrap();
         drop(again);
+    }
+
+    #[test]
+    fn moving_an_fd_down_into_the_lock_number_keeps_it_close_on_exec() {
+        use std::os::fd::{AsRawFd, FromRawFd};
+        let d = tempfile::tempdir().unwrap();
+        for dup3 in [true, false] {
+            let lock = std::fs::File::create(d.path().join("l"))
+                .unwrap()
+                .into_raw_fd();
+            let data = std::fs::File::create(d.path().join("d")).unwrap();
+            assert!(lock < data.as_raw_fd());
+            let n = if dup3 {
+                dup_into(data.as_raw_fd(), lock).unwrap()
+            } else {
+                dup_into_fcntl(data.as_raw_fd(), lock).unwrap()
+            };
+            assert_eq!(n, lock, "the copy takes the lock's number");
+            // SAFETY: `n` is the copy just made, owned by nothing else.
+            let moved = unsafe { OwnedFd::from_raw_fd(n) };
+            let (a, b) = (fstat(moved.as_fd()).unwrap(), fstat(data.as_fd()).unwrap());
+            assert_eq!((a.st_dev, a.st_ino), (b.st_dev, b.st_ino));
+            // SAFETY: F_GETFD on our own fd.
+            let flags = unsafe { libc::fcntl(moved.as_raw_fd(), libc::F_GETFD) };
+            assert_ne!(flags & libc::FD_CLOEXEC, 0);
+        }
     }
 }

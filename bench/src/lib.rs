@@ -171,6 +171,39 @@ pub mod sys {
         check(unsafe { libc::flock(fd, op) }, "flock");
     }
 
+    /// `fcntl(F_SETFL)`.
+    pub fn setfl(fd: libc::c_int, flags: libc::c_int) {
+        // SAFETY: no memory is passed.
+        check(unsafe { libc::fcntl(fd, libc::F_SETFL, flags) }, "fcntl");
+    }
+
+    /// `lstat(2)` of a path that exists.
+    pub fn lstat(path: &CString) {
+        let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
+        // SAFETY: a valid path; st is writable memory of the right size.
+        check(
+            unsafe { libc::lstat(path.as_ptr(), st.as_mut_ptr()) },
+            "lstat",
+        );
+    }
+
+    /// `lstat(2)` of a path that must not exist (`ENOENT`).
+    pub fn lstat_absent(path: &CString) {
+        let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
+        // SAFETY: a valid path; st is writable memory of the right size.
+        let rc = unsafe { libc::lstat(path.as_ptr(), st.as_mut_ptr()) };
+        if rc == 0 {
+            eprintln!("lstat: {path:?} exists");
+            std::process::exit(1);
+        }
+    }
+
+    /// `dup3(from, to, O_CLOEXEC)`.
+    pub fn dup3(from: libc::c_int, to: libc::c_int) {
+        // SAFETY: no memory is passed; both fds are the caller's.
+        check(unsafe { libc::dup3(from, to, libc::O_CLOEXEC) }, "dup3");
+    }
+
     /// `unlink(2)`.
     pub fn unlink(path: &CString) {
         // SAFETY: a valid NUL-terminated path.

@@ -57,13 +57,14 @@ pub(crate) enum Sink {
     File(&'static CStr),
 }
 
-/// The trace sink `TMPSHM_TRACE` chooses, if any. Ignored in a secure-execution process (the
-/// invoker could make it append to a file of its choosing).
-pub(crate) fn sink() -> Option<Sink> {
+/// The trace sink `TMPSHM_TRACE` (its value `trace`, read with [`sys::vars`]) chooses, if any.
+/// Ignored in a secure-execution process (the invoker could make it append to a file of its
+/// choosing).
+pub(crate) fn sink(trace: Option<&'static CStr>) -> Option<Sink> {
+    let v = trace?;
     if sys::secure_execution() {
         return None;
     }
-    let v = sys::getenv(c"TMPSHM_TRACE")?;
     match v.to_bytes() {
         b"" | b"0" => None,
         b"1" | b"stderr" => Some(Sink::Stderr),
