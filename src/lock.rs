@@ -3,7 +3,7 @@
 //! illumos makes the lock "the file exists" and polls with `sleep(1)`; a crashed holder jams
 //! the name for good. Here the lock is a kernel `flock`, so waiters block in the kernel and a
 //! dead holder's lock vanishes with its last fd. The file still exists while held, so
-//! existence-based lockers wait for us too. The protocol (the README's interop contract):
+//! existence-based lockers wait for us too. The protocol (docs/protocol.md gives it in full):
 //!
 //! 1. `open(lock, O_CREAT|O_EXCL|O_RDWR|O_NOFOLLOW|O_CLOEXEC|O_NONBLOCK, 0600)` (when shared
 //!    across users: `0644`, set with `fchmod` so the umask cannot take it away); if the file

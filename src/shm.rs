@@ -116,8 +116,8 @@ impl Shm {
     /// Unlink the object when this handle is dropped (or not).
     ///
     /// The drop unlinks only if the data path still names the file this handle has open, so
-    /// an object that someone else unlinked and re-created is left alone (see the module docs
-    /// for the one gap). Errors on drop are ignored; call [`Shm::unlink`] to see them.
+    /// an object that someone else unlinked and re-created is left alone (the one gap is that
+    /// of [`Shm::unlink`]). Errors on drop are ignored; call [`Shm::unlink`] to see them.
     ///
     /// # Example
     /// ```
@@ -187,7 +187,10 @@ impl Shm {
     /// still names the file this handle has open.
     ///
     /// The compare and the unlink happen under the creation lock, so no creator that takes it
-    /// can put a new object under the name in between (see the module docs).
+    /// (every tmpshm creator, and illumos libc) can put a new object under the name in between.
+    /// A creator that takes no lock (the glibc layout, or the system's own `shm_open` in
+    /// `/dev/shm`) can still slip a new object in between the compare and the unlink, which
+    /// then removes that object.
     ///
     /// # Errors
     /// - `ENOENT`: the object is already gone, or the name now names another object (which is
