@@ -182,11 +182,15 @@ impl Locked {
 
 /// Closes `lock` and makes a close-on-exec copy of `fd` at its number: `dup3(fd, lock,
 /// O_CLOEXEC)`, one call. The copy's number, or the error (`lock` is closed either way).
-#[cfg(any(target_os = "linux", target_os = "freebsd", target_os = "illumos"))]
+#[cfg(any(
+    target_os = "linux",
+    target_os = "android",
+    target_os = "freebsd",
+    target_os = "illumos"
+))]
 fn dup_into(fd: libc::c_int, lock: libc::c_int) -> nix::Result<libc::c_int> {
-    // SAFETY: both fds are open and ours; dup3 closes `lock` and makes it a copy of `fd`.
-    match retry(|| Errno::result(unsafe { libc::dup3(fd, lock, libc::O_CLOEXEC) })) {
-        Ok(_) => Ok(lock),
+    match retry(|| dup3_cloexec(fd, lock)) {
+        Ok(()) => Ok(lock),
         Err(e) => {
             // SAFETY: `lock` is still the lock file's fd, ours to close.
             unsafe { libc::close(lock) };
@@ -195,30 +199,28 @@ fn dup_into(fd: libc::c_int, lock: libc::c_int) -> nix::Result<libc::c_int> {
     }
 }
 
-/// [`dup_into`] on Android: bionic has `dup3` (API level 21), the `libc` crate binds it only
-/// elsewhere, so it is called through `syscall(2)`.
+/// `dup3(fd, to, O_CLOEXEC)`.
+#[cfg(any(target_os = "linux", target_os = "freebsd", target_os = "illumos"))]
+fn dup3_cloexec(fd: libc::c_int, to: libc::c_int) -> nix::Result<()> {
+    // SAFETY: both fds are open and ours; dup3 closes `to` and makes it a copy of `fd`.
+    Errno::result(unsafe { libc::dup3(fd, to, libc::O_CLOEXEC) }).map(drop)
+}
+
+/// `dup3(fd, to, O_CLOEXEC)` on Android: bionic has `dup3` (API level 21), the `libc` crate
+/// binds it only elsewhere, so it is called through `syscall(2)`.
 #[cfg(target_os = "android")]
-fn dup_into(fd: libc::c_int, lock: libc::c_int) -> nix::Result<libc::c_int> {
-    // SAFETY: both fds are open and ours; dup3 closes `lock` and makes it a copy of `fd`;
+fn dup3_cloexec(fd: libc::c_int, to: libc::c_int) -> nix::Result<()> {
+    // SAFETY: both fds are open and ours; dup3 closes `to` and makes it a copy of `fd`;
     // every argument is passed as the `long` the kernel reads.
-    let r = retry(|| {
-        Errno::result(unsafe {
-            libc::syscall(
-                libc::SYS_dup3,
-                libc::c_long::from(fd),
-                libc::c_long::from(lock),
-                libc::c_long::from(libc::O_CLOEXEC),
-            )
-        })
-    });
-    match r {
-        Ok(_) => Ok(lock),
-        Err(e) => {
-            // SAFETY: `lock` is still the lock file's fd, ours to close.
-            unsafe { libc::close(lock) };
-            Err(e)
-        }
-    }
+    Errno::result(unsafe {
+        libc::syscall(
+            libc::SYS_dup3,
+            libc::c_long::from(fd),
+            libc::c_long::from(to),
+            libc::c_long::from(libc::O_CLOEXEC),
+        )
+    })
+    .map(drop)
 }
 
 /// [`dup_into`] where there is no `dup3` (Apple's systems, ...): [`dup_into_fcntl`].

@@ -175,27 +175,21 @@ fn names_and_directories_are_checked_in_one_pass_with_the_same_answers() {
     );
 }
 
-/// A holder by the protocol (a lock file of ours, 0600, flocked), a creator of the same name
-/// that waits for it, and the holder making the object and releasing: the waiter opens that
-/// object without making a lock file of its own. Returns the waiter's result and trace.
-fn wait_for_a_holder(flags: OFlag) -> (Result<OwnedFd, i32>, Vec<String>, tempfile::TempDir) {
-    let d = tempfile::tempdir().unwrap();
-    let (lock, data) = (d.path().join(".SHMLx"), d.path().join(".SHMDx"));
+/// Makes the lock file at `lock` as a holder by the protocol does (ours, 0600) and locks it.
+fn hold_a_lock_file(lock: &Path) -> std::fs::File {
     let held = OpenOptions::new()
         .read(true)
         .write(true)
         .create_new(true)
         .mode(0o600)
-        .open(&lock)
+        .open(lock)
         .unwrap();
     flock(&held, libc::LOCK_EX);
-    let steps = Arc::new(Mutex::new(Vec::<String>::new()));
-    let log = Arc::clone(&steps);
-    let shm = ShmDir::new(d.path()).with_trace(move |s| log.lock().unwrap().push(s.to_string()));
-    let waiter = std::thread::spawn(move || {
-        shm.open("/x", flags, Mode::S_IRUSR | Mode::S_IWUSR)
-            .map_err(|e| e.raw_os_error())
-    });
+    held
+}
+
+/// Returns once the trace shows the creator finding the lock busy (within 30 s).
+fn until_the_creator_waits(steps: &Mutex<Vec<String>>) {
     let t0 = Instant::now();
     while !steps
         .lock()
@@ -209,6 +203,23 @@ fn wait_for_a_holder(flags: OFlag) -> (Result<OwnedFd, i32>, Vec<String>, tempfi
         );
         std::thread::sleep(Duration::from_millis(5));
     }
+}
+
+/// A holder by the protocol (a lock file of ours, 0600, flocked), a creator of the same name
+/// that waits for it, and the holder making the object and releasing: the waiter opens that
+/// object without making a lock file of its own. Returns the waiter's result and trace.
+fn wait_for_a_holder(flags: OFlag) -> (Result<OwnedFd, i32>, Vec<String>, tempfile::TempDir) {
+    let d = tempfile::tempdir().unwrap();
+    let (lock, data) = (d.path().join(".SHMLx"), d.path().join(".SHMDx"));
+    let held = hold_a_lock_file(&lock);
+    let steps = Arc::new(Mutex::new(Vec::<String>::new()));
+    let log = Arc::clone(&steps);
+    let shm = ShmDir::new(d.path()).with_trace(move |s| log.lock().unwrap().push(s.to_string()));
+    let waiter = std::thread::spawn(move || {
+        shm.open("/x", flags, Mode::S_IRUSR | Mode::S_IWUSR)
+            .map_err(|e| e.raw_os_error())
+    });
+    until_the_creator_waits(&steps);
     // The holder's work and release: create, unlink the lock file while held, unlock.
     OpenOptions::new()
         .write(true)
@@ -265,31 +276,12 @@ fn a_creator_released_without_an_object_takes_the_lock_and_creates() {
     // The holder made nothing (it failed, or unlinked again): the waiter locks and creates.
     let d = tempfile::tempdir().unwrap();
     let lock = d.path().join(".SHMLy");
-    let held = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&lock)
-        .unwrap();
-    flock(&held, libc::LOCK_EX);
+    let held = hold_a_lock_file(&lock);
     let steps = Arc::new(Mutex::new(Vec::<String>::new()));
     let log = Arc::clone(&steps);
     let shm = ShmDir::new(d.path()).with_trace(move |s| log.lock().unwrap().push(s.to_string()));
     let waiter = std::thread::spawn(move || shm.open("/y", RW | CREAT, Mode::S_IRWXU));
-    let t0 = Instant::now();
-    while !steps
-        .lock()
-        .unwrap()
-        .iter()
-        .any(|s| s.starts_with("lock busy"))
-    {
-        assert!(
-            t0.elapsed() < Duration::from_secs(30),
-            "the creator never waited"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    until_the_creator_waits(&steps);
     std::fs::remove_file(&lock).unwrap();
     flock(&held, libc::LOCK_UN);
     drop(held);

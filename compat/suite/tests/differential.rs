@@ -151,13 +151,7 @@ fn the_oracle_is_libc() {
         return;
     }
     let native = Native::get().unwrap();
-    let obj = native.defining_object().unwrap();
-    assert!(
-        obj.file_name()
-            .is_some_and(|f| f.to_string_lossy().starts_with("libc.so")),
-        "oracle shm_open comes from {}",
-        obj.display()
-    );
+    support::assert_from_libc("the oracle's shm_open", &native.defining_object().unwrap());
     // What libc does and tmpshm never does: a file named after the object in /dev/shm.
     let name = support::unique("oracle");
     let c = std::ffi::CString::new(name.clone()).unwrap();

@@ -107,13 +107,7 @@ fn the_oracle_is_glibc_and_the_preload_side_is_the_library_file() {
         return;
     }
     let glibc = SemFns::glibc().unwrap();
-    let obj = glibc.defining_object().unwrap();
-    assert!(
-        obj.file_name()
-            .is_some_and(|f| f.to_string_lossy().starts_with("libc.so")),
-        "sem_open comes from {}",
-        obj.display()
-    );
+    support::assert_from_libc("sem_open", &glibc.defining_object().unwrap());
     // What glibc does and tmpshm never does: /dev/shm/sem.<name>.
     let side = SemSide::Glibc(glibc);
     let name = std::ffi::CString::new(support::unique("sem-oracle")).unwrap();

@@ -1,7 +1,7 @@
 //! The shipped C libraries (`libtmpshm` from `compat/lib`, `libtmpshm_preload.so` from
 //! `compat/preload`) and C programs built against them, for tests that run real C code.
 //!
-//! The same finder as the compat suite's: `$TMPSHM_C_SO` / `$TMPSHM_PRELOAD_SO` win; else
+//! The finder the compat suite uses too: `$TMPSHM_C_SO` / `$TMPSHM_PRELOAD_SO` win; else
 //! `<target>/release/<file>` when it is newer than every source (`.ci/run` builds both first);
 //! else a release build of both into `<target>/compat-so` (a target directory of its own: the
 //! running `cargo test` holds the lock of the usual one).
@@ -9,32 +9,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Mutex, OnceLock};
-use std::time::SystemTime;
 
-use super::{programs_dir, workspace_root};
-
-/// The cargo target directory of this test binary (`<target>/<profile>/deps/<test>`).
-fn target_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("current_exe");
-    exe.ancestors()
-        .nth(3)
-        .expect("a test binary lives in <target>/<profile>/deps")
-        .to_path_buf()
-}
-
-fn newest_in(dir: &Path, newest: &mut SystemTime) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for e in entries.flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            newest_in(&p, newest);
-        } else if let Ok(m) = e.metadata().and_then(|m| m.modified()) {
-            *newest = (*newest).max(m);
-        }
-    }
-}
+use super::{cargo_target_dir, fresh, programs_dir, workspace_root};
 
 /// The two shipped C libraries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,33 +58,23 @@ pub fn library(lib: Lib) -> PathBuf {
     static FOUND: [OnceLock<PathBuf>; 2] = [OnceLock::new(), OnceLock::new()];
     FOUND[lib as usize]
         .get_or_init(|| {
-            if let Some(p) = std::env::var_os(lib.env()) {
-                return PathBuf::from(p);
+            if let Some(p) = std::env::var_os(lib.env()).filter(|p| !p.is_empty()) {
+                return std::path::absolute(p).expect("an absolute path");
             }
             let ws = workspace_root();
-            let mut newest = SystemTime::UNIX_EPOCH;
-            for d in ["src", lib.source_dir(), "Cargo.toml", "Cargo.lock"] {
-                let p = ws.join(d);
-                if p.is_dir() {
-                    newest_in(&p, &mut newest);
-                } else if let Ok(m) = p.metadata().and_then(|m| m.modified()) {
-                    newest = newest.max(m);
-                }
-            }
-            let fresh = |p: &Path| {
-                p.metadata()
-                    .and_then(|m| m.modified())
-                    .is_ok_and(|m| m >= newest)
-            };
-            let target = target_dir();
+            let sources: Vec<_> = ["src", lib.source_dir(), "Cargo.toml", "Cargo.lock"]
+                .iter()
+                .map(|s| ws.join(s))
+                .collect();
+            let target = cargo_target_dir();
             let ci = target.join("release").join(lib.file());
-            if fresh(&ci) {
+            if fresh(&ci, &sources) {
                 return ci;
             }
             let own = target.join("compat-so");
             let built = own.join("release").join(lib.file());
             let _one_build_at_a_time = BUILD.lock().unwrap_or_else(|e| e.into_inner());
-            if fresh(&built) {
+            if fresh(&built, &sources) {
                 return built;
             }
             let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());

@@ -447,7 +447,7 @@ fn newest_mtime(p: &Path, newest: &mut std::time::SystemTime) {
 }
 
 /// Whether `built` exists and is at least as new as every file of `sources`.
-fn fresh(built: &Path, sources: &[std::path::PathBuf]) -> bool {
+pub(crate) fn fresh(built: &Path, sources: &[std::path::PathBuf]) -> bool {
     let mut newest = std::time::SystemTime::UNIX_EPOCH;
     for s in sources {
         newest_mtime(s, &mut newest);
@@ -458,53 +458,13 @@ fn fresh(built: &Path, sources: &[std::path::PathBuf]) -> bool {
         .is_ok_and(|m| m >= newest)
 }
 
-/// `libtmpshm_preload.so`, up to date with the sources, as an absolute path.
-///
-/// `$TMPSHM_PRELOAD` wins; else `<target>/release/libtmpshm_preload.so` when it is newer than
-/// every source (`.ci/run` builds it first); else the copy a test suite built in
-/// `<target>/compat-so` if that one is; else a `cargo build --release -p tmpshm-preload` into
-/// `<target>/compat-so` (a target directory of its own: the running `cargo test` holds the
-/// lock of the main one).
+/// `libtmpshm_preload.so`, up to date with the sources, as an absolute path: `$TMPSHM_PRELOAD`
+/// (the variable `tmpshm exec` reads) if set, else [`clib::library`]`(Lib::Preload)`.
 pub fn preload_library() -> std::path::PathBuf {
-    static FOUND: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
-    FOUND
-        .get_or_init(|| {
-            if let Some(p) = std::env::var_os("TMPSHM_PRELOAD").filter(|p| !p.is_empty()) {
-                return std::path::absolute(p).unwrap();
-            }
-            let ws = workspace_root();
-            let sources: Vec<_> = ["src", "compat/preload", "Cargo.toml", "Cargo.lock"]
-                .iter()
-                .map(|s| ws.join(s))
-                .collect();
-            let target = cargo_target_dir();
-            let own = target.join("compat-so");
-            let file = "libtmpshm_preload.so";
-            for p in [
-                target.join("release").join(file),
-                own.join("release").join(file),
-            ] {
-                if fresh(&p, &sources) {
-                    return p;
-                }
-            }
-            let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-            eprintln!(
-                "building {file} into {} (target/release/{file} is missing or older than the \
-                 sources)",
-                own.display()
-            );
-            let st = std::process::Command::new(cargo)
-                .current_dir(&ws)
-                .args(["build", "--release", "--lib", "-p", "tmpshm-preload"])
-                .arg("--target-dir")
-                .arg(&own)
-                .status()
-                .expect("run cargo");
-            assert!(st.success(), "cargo build -p tmpshm-preload failed");
-            own.join("release").join(file)
-        })
-        .clone()
+    match std::env::var_os("TMPSHM_PRELOAD").filter(|p| !p.is_empty()) {
+        Some(p) => std::path::absolute(p).expect("an absolute path"),
+        None => clib::library(clib::Lib::Preload),
+    }
 }
 
 /// How to build a program of [`programs_dir`].

@@ -1,167 +1,13 @@
-//! Shared by the integration tests: compiling the C programs, finding (or building) the C
-//! libraries.
+//! Shared by the integration tests: compiling the C programs of `tests/c`, running the
+//! `divergences` binary; the C libraries are found (or built) by the test kit's finder.
 
-#![allow(dead_code)] // each test binary uses its own part
+#![allow(dead_code, unused_imports)] // each test binary uses its own part
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::{Mutex, OnceLock};
-use std::time::SystemTime;
 
-/// The workspace root (holds Cargo.lock and README.md).
-pub fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .ancestors()
-        .nth(2)
-        .expect("compat/suite is two levels down")
-        .to_path_buf()
-}
-
-/// The cargo target directory of this test binary (<target>/debug/deps/<test>).
-fn target_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("current_exe");
-    exe.ancestors()
-        .nth(3)
-        .expect("test binary lives in <target>/<profile>/deps")
-        .to_path_buf()
-}
-
-fn newest_source(dir: &Path, newest: &mut SystemTime) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for e in entries.flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            newest_source(&p, newest);
-        } else if let Ok(m) = e.metadata().and_then(|m| m.modified()) {
-            *newest = (*newest).max(m);
-        }
-    }
-}
-
-/// The two shipped C libraries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Lib {
-    /// `libtmpshm` (`tmpshm_shm_open`, `tmpshm_shm_unlink`), from `compat/lib`.
-    C,
-    /// `libtmpshm_preload.so` (`shm_open`, `shm_unlink`), from `compat/preload`.
-    Preload,
-}
-
-impl Lib {
-    fn package(self) -> &'static str {
-        match self {
-            Lib::C => "tmpshm-c",
-            Lib::Preload => "tmpshm-preload",
-        }
-    }
-
-    /// The file cargo builds.
-    pub fn file(self) -> &'static str {
-        match self {
-            Lib::C => "libtmpshm_c.so",
-            Lib::Preload => "libtmpshm_preload.so",
-        }
-    }
-
-    /// The variable that names a library to use instead.
-    fn env(self) -> &'static str {
-        match self {
-            Lib::C => "TMPSHM_C_SO",
-            Lib::Preload => "TMPSHM_PRELOAD_SO",
-        }
-    }
-
-    fn source_dir(self) -> &'static str {
-        match self {
-            Lib::C => "compat/lib",
-            Lib::Preload => "compat/preload",
-        }
-    }
-}
-
-/// The modification time of the newest file `lib` is built from.
-fn newest_source_of(lib: Lib) -> SystemTime {
-    let ws = workspace();
-    let mut newest = SystemTime::UNIX_EPOCH;
-    for d in ["src", lib.source_dir(), "Cargo.toml", "Cargo.lock"] {
-        let p = ws.join(d);
-        if p.is_dir() {
-            newest_source(&p, &mut newest);
-        } else if let Ok(m) = p.metadata().and_then(|m| m.modified()) {
-            newest = newest.max(m);
-        }
-    }
-    newest
-}
-
-/// The shared library `lib`, up to date with the sources.
-///
-/// `$TMPSHM_C_SO` / `$TMPSHM_PRELOAD_SO` win; else `<target>/release/<file>` when it is newer
-/// than every source (`.ci/run` builds both first); else a release build of both libraries
-/// into `<target>/compat-so`, a separate target directory because the running `cargo test`
-/// holds the lock of its own.
-pub fn library(lib: Lib) -> PathBuf {
-    static BUILD: Mutex<()> = Mutex::new(());
-    static FOUND: [OnceLock<PathBuf>; 2] = [OnceLock::new(), OnceLock::new()];
-    FOUND[lib as usize]
-        .get_or_init(|| {
-            if let Some(p) = std::env::var_os(lib.env()) {
-                return PathBuf::from(p);
-            }
-            let newest = newest_source_of(lib);
-            let target = target_dir();
-            let own = target.join("compat-so");
-            let fresh = |p: &Path| {
-                p.metadata()
-                    .and_then(|m| m.modified())
-                    .is_ok_and(|m| m >= newest)
-            };
-            let ci = target.join("release").join(lib.file());
-            if fresh(&ci) {
-                return ci;
-            }
-            let built = own.join("release").join(lib.file());
-            let _one_build_at_a_time = BUILD.lock().unwrap_or_else(|e| e.into_inner());
-            if fresh(&built) {
-                return built;
-            }
-            let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-            eprintln!(
-                "building the C libraries into {} ({} is missing or older than the sources)",
-                own.display(),
-                ci.display()
-            );
-            let st = Command::new(cargo)
-                .current_dir(workspace())
-                .args(["build", "--release", "--lib"])
-                .args(["-p", Lib::C.package(), "-p", Lib::Preload.package()])
-                .arg("--target-dir")
-                .arg(&own)
-                .status()
-                .expect("run cargo");
-            assert!(st.success(), "cargo build of the C libraries failed");
-            built
-        })
-        .clone()
-}
-
-/// The arguments that link a program against `libtmpshm` as built in the tree: `-ltmpshm_c`
-/// from its directory, and a run path to `rt`, where a `libtmpshm.so.0` link (the SONAME the
-/// program records) points to the built file.
-pub fn link_libtmpshm(rt: &Path) -> Vec<String> {
-    let so = library(Lib::C);
-    std::fs::create_dir_all(rt).unwrap();
-    let soname = rt.join("libtmpshm.so.0");
-    let _ = std::fs::remove_file(&soname);
-    std::os::unix::fs::symlink(&so, &soname).unwrap();
-    vec![
-        format!("-L{}", so.parent().unwrap().display()),
-        "-ltmpshm_c".to_string(),
-        format!("-Wl,-rpath,{}", rt.display()),
-    ]
-}
+pub use tmpshm_testkit::support::clib::{library, link_libtmpshm, Lib};
+pub use tmpshm_testkit::support::workspace_root as workspace;
 
 /// Compiles `compat/suite/tests/c/<name>.c` with the system C compiler into `out`, with
 /// `extra` arguments after the source (libraries), and returns the executable.
@@ -208,6 +54,18 @@ pub fn run_ok(cmd: &mut Command) -> String {
         String::from_utf8_lossy(&o.stderr)
     );
     out
+}
+
+/// Asserts that the oracle's `function` comes from `object`, the system's libc (found by
+/// `dladdr`), not from a library loaded in front of it.
+pub fn assert_from_libc(function: &str, object: &Path) {
+    assert!(
+        object
+            .file_name()
+            .is_some_and(|f| f.to_string_lossy().starts_with("libc.so")),
+        "{function} comes from {}",
+        object.display()
+    );
 }
 
 /// A name unique to this process and `what`.
