@@ -174,7 +174,16 @@ impl Locked {
         match dup_into(fd.as_raw_fd(), lock) {
             // SAFETY: `n` is our new copy of `fd`, owned by nothing else; `fd` itself closes
             // when it goes out of scope.
-            Ok(n) => unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(n) },
+            Ok(n) if n < fd.as_raw_fd() => unsafe {
+                <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(n)
+            },
+            // Without dup3, another thread can take the lock's number first, and the copy
+            // lands higher: keep `fd`, the lower one.
+            Ok(n) => {
+                // SAFETY: `n` is our copy, owned by nothing else.
+                drop(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(n) });
+                fd
+            }
             Err(_) => fd,
         }
     }
@@ -401,19 +410,12 @@ pub(crate) fn reserve(
 
 /// Whether this process runs with privileges its invoker does not have (set-user-ID,
 /// set-group-ID, file capabilities): then its environment must not be trusted. Where the
-/// kernel fixes the answer at `execve` (`AT_SECURE`, `issetugid`) it is asked for once and
-/// kept; elsewhere (ids compared) at every call, as ids can change.
+/// kernel fixes the answer at `execve` (Linux's `AT_SECURE`) it is asked for once and kept;
+/// elsewhere at every call: `issetugid` also turns true when a process changes its ids, and
+/// compared ids can change.
 pub(crate) fn secure_execution() -> bool {
     use std::sync::atomic::{AtomicU8, Ordering};
-    const FIXED_AT_EXEC: bool = cfg!(any(
-        target_os = "linux",
-        target_os = "android",
-        target_os = "freebsd",
-        target_os = "openbsd",
-        target_os = "netbsd",
-        target_os = "dragonfly",
-        target_vendor = "apple"
-    ));
+    const FIXED_AT_EXEC: bool = cfg!(any(target_os = "linux", target_os = "android"));
     if !FIXED_AT_EXEC {
         return secure_execution_now();
     }
@@ -501,20 +503,27 @@ pub(crate) struct Vars {
 #[cfg(any(target_os = "linux", target_os = "android"))]
 pub(crate) fn vars() -> Vars {
     extern "C" {
-        // glibc, musl and bionic all define it (POSIX's `environ`).
-        static environ: *const *const libc::c_char;
+        // glibc, musl and bionic all define it (POSIX's `environ`); `mut`: `setenv` may
+        // replace it.
+        static mut environ: *const *const libc::c_char;
     }
     let mut v = Vars::default();
     // SAFETY: `environ` is NULL or a NULL-terminated array of NUL-terminated strings, which
     // live until the environment is changed: the contract `getenv` has, which C callers of our
-    // entry points accept (see `getenv` above). We only read it.
+    // entry points accept (see `getenv` above). We only read it. Each slot is loaded once: a
+    // thread that runs `unsetenv` meanwhile shifts the slots down, and a second load could
+    // find the array's end. Such a thread (POSIX leaves it undefined) can make this pass miss
+    // a variable, as `getenv` can in musl and in glibc before 2.41.
     unsafe {
-        let mut p = environ;
+        let mut p = std::ptr::addr_of!(environ).read();
         if p.is_null() {
             return v;
         }
-        while !(*p).is_null() {
-            let entry = (*p).cast::<u8>();
+        loop {
+            let entry = p.read_volatile().cast::<u8>();
+            if entry.is_null() {
+                break;
+            }
             p = p.add(1);
             // Most entries differ at the first byte. Byte by byte, never past an entry's NUL
             // (a mismatch stops the comparison at the NUL at the latest).

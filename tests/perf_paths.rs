@@ -3,7 +3,7 @@
 //! out are blocking, and a creator that waited for a holder who then released the lock opens
 //! what the holder made without a lock file of its own.
 
-use std::ffi::CString;
+use std::ffi::{CStr, CString};
 use std::fs::{File, OpenOptions};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
@@ -75,6 +75,89 @@ fn the_c_entry_points_read_tmpshm_dir_at_every_call_and_no_longer_name() {
     ] {
         std::env::remove_var(v);
     }
+}
+
+/// Runs the test `name` again in a new process of this binary, where no other test reads or
+/// changes the environment, and says whether this is that process: the caller then does the
+/// work; otherwise the child's exit (a crash included) has been checked.
+fn in_fresh_process(name: &str) -> bool {
+    const MARK: &str = "TMPSHM_TEST_FRESH_PROCESS";
+    if std::env::var_os(MARK).is_some() {
+        return true;
+    }
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", name, "--nocapture", "--test-threads=1"])
+        .env(MARK, "1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("1 passed"),
+        "{name} in a new process: {}\n{stdout}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    false
+}
+
+#[test]
+fn a_thread_unsetting_variables_never_makes_the_one_pass_read_fault() {
+    // Each unsetenv shifts the later entries down a slot, under the reader's feet: a pass that
+    // loaded a slot twice could find the array's end the second time and read through NULL.
+    if !in_fresh_process("a_thread_unsetting_variables_never_makes_the_one_pass_read_fault") {
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    std::env::set_var("TMPSHM_DIR", d.path());
+    drop(capi_open("/env-race", RW | CREAT | EXCL).unwrap());
+    let names: Vec<CString> = (0..3000).map(|i| c(&format!("TMPSHM_PAD{i:05}"))).collect();
+    // putenv's strings are ours and live for good (musl's unsetenv frees the strings setenv
+    // made, under any reader, getenv's too). Only unsetenv runs under the reader: a putenv
+    // that grows the array may free the one a reader walks (POSIX leaves both undefined).
+    let entries: Vec<&'static CStr> = names
+        .iter()
+        .map(|n| {
+            let e = c(&format!("{}=x", n.to_str().unwrap()));
+            &*Box::leak(e.into_boxed_c_str())
+        })
+        .collect();
+    let set_all = || {
+        std::env::remove_var("TMPSHM_DIR");
+        for e in &entries {
+            // SAFETY: a string that lives for good; no other thread reads the environment now.
+            unsafe { libc::putenv(e.as_ptr().cast_mut()) };
+        }
+        // After the padding, so that every unsetenv below shifts it.
+        std::env::set_var("TMPSHM_DIR", d.path());
+    };
+    let (mut found, mut missed) = (0u32, 0u32);
+    for _ in 0..25 {
+        set_all();
+        let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stop = Arc::clone(&done);
+        // Without O_CREAT: a pass that misses TMPSHM_DIR (allowed, as getenv may) looks in
+        // /tmp, finds nothing and makes nothing there.
+        let reader = std::thread::spawn(move || {
+            let (mut found, mut missed) = (0u32, 0u32);
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                match capi_open("/env-race", RW) {
+                    Ok(_) => found += 1,
+                    Err(libc::ENOENT) => missed += 1,
+                    Err(e) => panic!("errno {e}"),
+                }
+            }
+            (found, missed)
+        });
+        for n in &names {
+            // SAFETY: a valid C string; only this thread changes the environment.
+            unsafe { libc::unsetenv(n.as_ptr()) };
+        }
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        let (f, m) = reader.join().unwrap();
+        (found, missed) = (found + f, missed + m);
+    }
+    println!("opened in TMPSHM_DIR {found} times, missed it {missed} times");
+    assert!(found > 0);
 }
 
 #[test]
