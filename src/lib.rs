@@ -13,7 +13,7 @@
 //! - symbolic links are never followed (`O_NOFOLLOW`, no check-then-use gap); neither a FIFO
 //!   nor a file lease can make an open wait; what was opened is checked with `fstat` (a regular
 //!   file, ours, one link, not open to others' writes);
-//! - opening an existing object takes no lock: one `open` and one `fstat`.
+//! - opening an existing object takes no lock: an `open` and the checks of its `fstat`.
 //!
 //! # Which door to use
 //! - [`ShmOptions`] and [`Shm`]: sized objects, created atomically (no opener ever sees one
@@ -26,6 +26,9 @@
 //! - [`shm_open`] and [`shm_unlink`]: drop-ins for nix's `sys::mman` functions of the same
 //!   name and signature, in the directory the environment chooses; switch by changing one
 //!   `use` line.
+//! - [`SemOptions`] and [`Semaphore`]: named semaphores (`sem_open`), the libc's own
+//!   process-shared `sem_t` in a file of the same directory; [`sem_open`] and [`sem_unlink`]
+//!   as drop-ins.
 //!
 //! C programs use the C libraries built from this crate: a linkable one (`tmpshm_shm_open`)
 //! and a preload one that stands in for the system's `shm_open`.
@@ -37,8 +40,8 @@
 //! directory of your app's.
 //!
 //! # Layers
-//! As in illumos's `pos4obj`, one generic layer for every kind of object (shared memory today,
-//! semaphores next), under thin front ends:
+//! As in illumos's `pos4obj`, one generic layer for every kind of object (shared memory and
+//! named semaphores), under thin front ends:
 //! - `name`: the name rules, the object kinds and layouts ([`ObjectKind`], [`Layout`]), and the
 //!   paths they map to, built on the stack;
 //! - `lock`: the creation lock, a `flock` on the lock file (its protocol is in the module);
@@ -46,8 +49,10 @@
 //!   `publish`: the atomic create;
 //! - `call` and `sys`: one call's context with its traced system calls, and the few raw calls;
 //! - front ends: [`ShmDir`] (`dir`), [`ShmOptions`] (`options`), [`Shm`] (`shm`),
-//!   [`Mapping`] (`map`), the listing (`inventory`), [`Step`] (`trace`), [`Error`] (`error`),
-//!   the environment (`env`), and the C ABI (`capi`).
+//!   [`Mapping`] (`map`), [`Semaphore`] (`sem`, over `registry`, the table that keeps one
+//!   mapping of each semaphore per process), the listing (`inventory`), [`Step`] (`trace`),
+//!   [`Error`] (`error`), names shown escaped ([`Escaped`], `escape`), the environment
+//!   (`env`), and the C ABI (`capi`).
 //!
 //! The layers below the front ends make no heap allocation, not even to fail, so that the C
 //! entry points can promise none on any path.
