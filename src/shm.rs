@@ -192,11 +192,15 @@ impl Shm {
     /// `/dev/shm`) can still slip a new object in between the compare and the unlink, which
     /// then removes that object.
     ///
+    /// A lock file that cannot be used (planted by another user) or a file system without
+    /// `flock` is no error: no tmpshm creator can take the lock then either, so the compare
+    /// and the unlink go ahead without it.
+    ///
     /// # Errors
     /// - `ENOENT`: the object is already gone, or the name now names another object (which is
     ///   left alone).
-    /// - `EACCES`, `EROFS`: as [`ShmDir::unlink`].
-    /// - `EACCES`, `EPERM`, `ELOOP`, `EINVAL`: the lock file is unusable (see [`ShmDir::open`]).
+    /// - `EACCES`, `EROFS`: as [`ShmDir::unlink`] (the lock file is made in the same directory).
+    /// - `EMFILE`, `ENFILE`: no descriptor left for the lock file.
     ///
     /// # Example
     /// See [`Shm`].
@@ -216,15 +220,16 @@ impl Shm {
         let lock_path = t.lock_in(&mut lock_path).map_err(err)?;
         // Under the lock no tmpshm creator can re-create the name between our check and our
         // unlink. A lock we cannot use at all (planted by another user: EPERM, EACCES, ELOOP,
-        // EINVAL) stops every same-user creator too, so then the check needs no lock, and in a
-        // sticky directory only we (or root) can replace our own file anyway.
+        // EINVAL; or no flock on this file system: ENOSYS) stops every tmpshm creator too, so
+        // then the check needs no lock, and in a sticky directory only we (or root) can
+        // replace our own file anyway.
         let _guard = match lock_path {
             Some(p) => match lock::acquire(&call, p) {
                 Ok(guard) => Some(guard),
                 Err(f)
                     if matches!(
                         f.errno,
-                        Errno::EPERM | Errno::EACCES | Errno::ELOOP | Errno::EINVAL
+                        Errno::EPERM | Errno::EACCES | Errno::ELOOP | Errno::EINVAL | Errno::ENOSYS
                     ) =>
                 {
                     None

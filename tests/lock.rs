@@ -1,7 +1,7 @@
 //! The creation lock with real processes: a live holder is waited for in the kernel, a dead
 //! or absent holder never blocks, threads exclude each other, opening an existing object takes
-//! no lock, and a busy lock file others can open is refused at once. (Signals during a lock
-//! wait: tests/crash.rs.)
+//! no lock, a busy lock file others can open is refused at once, and where `flock` fails a
+//! handle still unlinks its object. (Signals during a lock wait: tests/crash.rs.)
 
 use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -281,4 +281,41 @@ fn a_busy_lock_file_open_to_others_is_refused_at_once_and_a_free_one_taken_over(
         "not taken over before acquiring: {steps:?}"
     );
     assert!(lock_files(d.path()).is_empty(), "{:?}", entries(d.path()));
+}
+
+#[test]
+fn without_flock_a_handle_still_unlinks_its_object() {
+    // A file system without flock: no tmpshm creator can take the lock there, so a handle's
+    // unlink (and unlink-on-drop) compares and unlinks without it, as ShmDir::unlink does.
+    let test = "without_flock_a_handle_still_unlinks_its_object";
+    if let Err(why) = seccomp::supported() {
+        return skip(test, why);
+    }
+    let d = tempfile::tempdir().unwrap();
+    let opts = tmpshm::ShmOptions::new()
+        .dir(ShmDir::new(d.path()))
+        .size(4096);
+    drop(opts.create("/a").unwrap());
+    drop(opts.create("/b").unwrap());
+    let dir = d.path().to_path_buf();
+    let child = fork_child(move || -> Result<String, String> {
+        seccomp::deny_flock(nix::errno::Errno::EOPNOTSUPP).map_err(|e| format!("seccomp: {e}"))?;
+        let opts = tmpshm::ShmOptions::new().dir(ShmDir::new(&dir));
+        // The filter works: a create needs the lock.
+        match opts.clone().size(1).create("/c") {
+            Err(e) if e.raw_os_error() == libc::ENOSYS => {}
+            other => return Err(format!("create without flock: {other:?}")),
+        }
+        opts.open("/a")
+            .and_then(|shm| shm.unlink())
+            .map_err(|e| format!("unlink: {e}"))?;
+        drop(
+            opts.unlink_on_drop(true)
+                .open("/b")
+                .map_err(|e| e.to_string())?,
+        );
+        Ok(String::new())
+    });
+    child.wait(Duration::from_secs(30), "child").unwrap();
+    assert_eq!(entries(d.path()), Vec::<String>::new());
 }

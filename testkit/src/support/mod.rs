@@ -10,10 +10,12 @@
 //! - [`long`] and [`pick`]: `TMPSHM_LONG=1` selects the long form of every suite.
 //! - [`Rng`] and [`seed`]: randomised tests print their seed; `TMPSHM_SEED` replays one.
 //! - [`clib`]: the shipped C libraries and C programs built against them.
+//! - [`seccomp`]: `flock(2)` failing as on a file system without it.
 //! - [`workspace_root`] and [`programs_dir`]: where the sources are, whichever package's test
 //!   runs; [`program`] builds the C and C++ programs of `testkit/programs/`.
 
 pub mod clib;
+pub mod seccomp;
 
 use std::fmt::Display;
 use std::fs::File;
