@@ -359,7 +359,8 @@ impl ShmDir {
     /// probed with `flock(LOCK_SH|LOCK_NB)` on a read-only fd (refused means held); a probe
     /// that succeeds holds a shared lock for an instant, and an acquirer arriving then simply
     /// blocks in the kernel until the probe lets go. On Linux the holder's pid is read from
-    /// `/proc/locks`, once per listing, for display only.
+    /// `/proc/locks`, once per listing (a few more times at most for a held file it has no
+    /// line for yet), for display only.
     ///
     /// # Errors
     /// - `ENOENT`, `ENOTDIR`, `EACCES`: reading the directory failed (named in the error).

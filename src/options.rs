@@ -172,6 +172,8 @@ impl ShmOptions {
     /// - `EFBIG`: the size exceeds what the file system allows.
     /// - `EACCES`, `EPERM`, `ELOOP`: the lock file is unusable (see [`ShmDir::open`]); the
     ///   directory is not writable.
+    /// - `ENOSYS`: the directory's file system has no `flock(2)`, which the creation lock
+    ///   needs.
     /// - `EROFS`, `ENOTDIR`, `EMFILE`, `ENFILE`: as `open(2)`.
     ///
     /// # Example

@@ -282,9 +282,10 @@ impl SemOptions {
     /// - `EEXIST`: anything is at the data path.
     /// - `EINVAL`: the value exceeds `SEM_VALUE_MAX`; the mode has bits outside `0o777`; the
     ///   name breaks the rules (see [`ShmDir::open`]).
-    /// - `ENOSPC`, `ENAMETOOLONG`, `EACCES`, `EPERM`, `ELOOP`, `EMFILE`, `ENFILE`: as
-    ///   [`ShmOptions::create`](crate::ShmOptions::create); `EMFILE` also when this process
-    ///   has 1024 semaphores open.
+    /// - `ENOSPC`, `ENAMETOOLONG`, `EACCES`, `EPERM`, `ELOOP`, `EMFILE`, `ENFILE`, `ENOSYS`:
+    ///   as [`ShmOptions::create`](crate::ShmOptions::create); `EMFILE` also when this process
+    ///   has 1024 semaphores open; `ENOSYS` also where the libc has no process-shared
+    ///   semaphores (Apple's has no `sem_init`).
     ///
     /// # Example
     /// See [`SemOptions`].

@@ -70,7 +70,7 @@ enum Command {
         #[arg(long)]
         exist_ok: bool,
     },
-    /// List objects, lock files (held or stale) and leftover temporary files.
+    /// List objects, semaphores, lock files (held or stale) and leftover temporary files.
     ///
     /// Names and paths are printed escaped: control characters as \n, \t, \r or \xNN, C1 and
     /// bidi controls as \u{NN}, bytes that are not UTF-8 as \xNN, a backslash as \\.
@@ -123,7 +123,7 @@ enum Command {
     },
     /// Remove lock and temporary files that no live process holds.
     Gc,
-    /// The experiment: SysV shm, a tmpshm object and a plain file mmap side by side.
+    /// The experiment: SysV shm, a tmpshm object, a plain file mmap and a named semaphore.
     Tour {
         /// Show every mapping of the process, not only the tour's own.
         #[arg(long)]
@@ -132,7 +132,7 @@ enum Command {
     /// Check the directory: who can rename or replace it or the way to it, file system type,
     /// NAME_MAX, the kernel's link protections.
     Doctor,
-    /// Run a program with its POSIX shared memory on tmpshm
+    /// Run a program with its POSIX shared memory and named semaphores on tmpshm
     ///
     /// Through the preload library (found next to this executable, in its prefix's lib/, or
     /// at $TMPSHM_PRELOAD). The directory (--dir, else $TMPSHM_DIR, else /tmp) is created if

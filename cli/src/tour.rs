@@ -101,7 +101,7 @@ pub fn run(shm: &ShmDir, all_maps: bool) -> Result<(), CliError> {
     let pid = std::process::id();
     let mut marks: Vec<(usize, String)> = Vec::new();
     println!(
-        "tmpshm tour in {} (pid {pid}): three kinds of shared memory in one process",
+        "tmpshm tour in {} (pid {pid}): three kinds of shared memory and a named semaphore in one process",
         show_path(shm.dir())
     );
 

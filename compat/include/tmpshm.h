@@ -62,6 +62,8 @@ extern "C" {
  *                other users may both read and write the object (e.g. mode 0666 or 0664),
  *                or the lock file is busy and other users may open it
  *   ELOOP        a symbolic link at the data or lock path (never followed)
+ *   ENOSYS       creating, where the directory's file system has no flock(2), which the
+ *                creation lock needs
  *   EIO          internal error (a caught panic)
  *   and EMFILE, ENFILE, ENOSPC, EROFS, ENOTDIR as open(2). Never EINTR: interrupted calls
  *   are retried.
@@ -87,10 +89,13 @@ int tmpshm_shm_unlink(const char *name);
  * and value are used only with O_CREAT; no file descriptor stays open. errno:
  *   EEXIST       O_CREAT|O_EXCL and the semaphore exists
  *   ENOENT       no such semaphore and no O_CREAT
- *   EINVAL       NULL or invalid name; value above SEM_VALUE_MAX; mode bits outside 0777;
- *                the file is not a semaphore (not sizeof(sem_t) bytes) or not a regular file
+ *   EINVAL       NULL or invalid name; with O_CREAT, value above SEM_VALUE_MAX or mode bits
+ *                outside 0777; the file is not a semaphore (not sizeof(sem_t) bytes) or not
+ *                a regular file
  *   EMFILE       1024 semaphores open in this process, or as open(2)
- *   EACCES, EPERM, ELOOP, ENAMETOOLONG, ENOSPC, EIO   as for tmpshm_shm_open
+ *   ENOSYS       creating, where the file system has no flock(2), or where the libc has no
+ *                process-shared semaphores (Apple's has no sem_init)
+ *   EACCES, EPERM, ELOOP, ENAMETOOLONG, ENOSPC, ENFILE, EIO   as for tmpshm_shm_open
  */
 sem_t *tmpshm_sem_open(const char *name, int oflag, mode_t mode, unsigned int value);
 
