@@ -3,7 +3,7 @@
 //! the victim's names in a sticky, world-writable directory. First each plant alone, with the
 //! exact errno expected; then the adversary races the victim in a loop. The victim never
 //! follows a link, never truncates a foreign or multiply-linked file, never hangs, and gets a
-//! clear errno. Short form here; `TMPSHM_LONG=1` races longer (see the README).
+//! clear errno. Short form here; `TMPSHM_LONG=1` races longer (see docs/hardening.md).
 
 use std::fs;
 use std::os::fd::{AsFd, OwnedFd};

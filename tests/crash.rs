@@ -6,7 +6,7 @@
 //! Signals: a storm of signals (handlers installed without `SA_RESTART`, so every blocking
 //! call sees `EINTR`) while a process waits for a held lock, and while several processes
 //! contend for one name, causes no failure.
-//! Short form here; `TMPSHM_LONG=1` runs longer (see the README).
+//! Short form here; `TMPSHM_LONG=1` runs longer (see docs/hardening.md).
 
 use std::os::fd::OwnedFd;
 use std::path::Path;

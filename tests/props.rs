@@ -2,7 +2,7 @@
 //! arbitrary name bytes, flags and modes through `ShmDir::open`/`unlink` in both layouts
 //! follow the reference model of the rules in `tmpshm-testkit` (which the cargo-fuzz target
 //! in fuzz/ also checks), panic nowhere and touch nothing but the directory.
-//! Short form here; `TMPSHM_LONG=1` runs more cases (see the README).
+//! Short form here; `TMPSHM_LONG=1` runs more cases (see docs/hardening.md).
 
 use std::ffi::OsStr;
 use std::os::fd::AsFd;

@@ -8,7 +8,7 @@
 //! Scale: 10,000 objects in one directory.
 //! Fd leaks: many operations, successes and every kind of failure, leak no fd and leave no
 //! lock file.
-//! Short form here; `TMPSHM_LONG=1` runs longer with more processes (see the README).
+//! Short form here; `TMPSHM_LONG=1` runs longer with more processes (see docs/hardening.md).
 
 use std::fs::File;
 use std::os::unix::fs::symlink;

@@ -91,7 +91,7 @@ impl Rng {
     }
 }
 
-/// One line describing the machine and its load, for the README table.
+/// One line describing the machine and its load, printed above the tables.
 pub fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()

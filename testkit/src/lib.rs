@@ -1,5 +1,5 @@
 //! A reference model of tmpshm's `shm_open` and `shm_unlink`: the rules its documentation
-//! states (`ShmDir::open`, `ShmDir::unlink`, the README), written out again apart from the
+//! states (`ShmDir::open`, `ShmDir::unlink`, docs/protocol.md), written out again apart from the
 //! library's code, so that a property test or a fuzzer can check every outcome against them.
 //!
 //! It knows nothing of tmpshm's types: names are bytes, flags and modes are the C values, and
