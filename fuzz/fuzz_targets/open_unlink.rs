@@ -19,8 +19,9 @@ use tmpshm::{Layout, Mode, OFlag, ShmDir};
 use tmpshm_testkit as model;
 
 /// One empty directory per fuzzing process, on tmpfs when there is one.
+static DIR: OnceLock<PathBuf> = OnceLock::new();
+
 fn dir() -> &'static PathBuf {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
         let base = if std::path::Path::new("/dev/shm").is_dir() {
             "/dev/shm"
@@ -31,8 +32,17 @@ fn dir() -> &'static PathBuf {
         std::fs::create_dir_all(&d).unwrap();
         // The C ABI reads the directory from the environment at every call.
         std::env::set_var("TMPSHM_DIR", &d);
+        // libFuzzer ends the process with exit(3): remove the (empty) directory then.
+        // SAFETY: registers a function that takes nothing; it runs once, at exit.
+        unsafe { libc::atexit(remove_dir) };
         d
     })
+}
+
+extern "C" fn remove_dir() {
+    if let Some(d) = DIR.get() {
+        let _ = std::fs::remove_dir(d);
+    }
 }
 
 fn errno() -> i32 {
