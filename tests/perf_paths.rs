@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use tmpshm::capi::{self, Names};
 use tmpshm::{Mode, OFlag, ShmDir};
+use tmpshm_testkit::support::in_fresh_process;
 
 const RW: OFlag = OFlag::O_RDWR;
 const CREAT: OFlag = OFlag::O_CREAT;
@@ -75,29 +76,6 @@ fn the_c_entry_points_read_tmpshm_dir_at_every_call_and_no_longer_name() {
     ] {
         std::env::remove_var(v);
     }
-}
-
-/// Runs the test `name` again in a new process of this binary, where no other test reads or
-/// changes the environment, and says whether this is that process: the caller then does the
-/// work; otherwise the child's exit (a crash included) has been checked.
-fn in_fresh_process(name: &str) -> bool {
-    const MARK: &str = "TMPSHM_TEST_FRESH_PROCESS";
-    if std::env::var_os(MARK).is_some() {
-        return true;
-    }
-    let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", name, "--nocapture", "--test-threads=1"])
-        .env(MARK, "1")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success() && stdout.contains("1 passed"),
-        "{name} in a new process: {}\n{stdout}{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    false
 }
 
 #[test]

@@ -969,29 +969,6 @@ fn zeroed_sem() -> libc::sem_t {
     unsafe { std::mem::zeroed() }
 }
 
-/// Runs the test `name` again in a new process of this binary, where no other test's thread
-/// has semaphores open (a fork would inherit their table slots), and says whether this is that
-/// process: the caller then does the work; otherwise the child's result has been checked.
-fn in_fresh_process(name: &str) -> bool {
-    const MARK: &str = "TMPSHM_TEST_FRESH_PROCESS";
-    if std::env::var_os(MARK).is_some() {
-        return true;
-    }
-    let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", name, "--nocapture", "--test-threads=1"])
-        .env(MARK, "1")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success() && stdout.contains("1 passed"),
-        "{name} in a new process: {}\n{stdout}{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    false
-}
-
 #[test]
 fn a_create_refused_for_a_full_table_leaves_no_semaphore() {
     if !in_fresh_process("a_create_refused_for_a_full_table_leaves_no_semaphore") {

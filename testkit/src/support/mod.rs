@@ -1,6 +1,7 @@
 //! What the integration tests of `tmpshm` (the library) and `tmpshm-cli` (the command) share:
 //! real directories, real processes, bounded time.
 //!
+//! - [`in_fresh_process`] runs a test again alone in a new process of its binary.
 //! - [`fork_child`] runs a closure in a forked child; [`Child::code`] gives its exit code and
 //!   [`Child::wait`] its report (`Ok(summary)` or `Err(what went wrong)`), each within a time
 //!   limit that turns a hang into a failure. A child never outlives its test: dropping an
@@ -195,6 +196,30 @@ pub fn fork_child<R: Outcome>(f: impl FnOnce() -> R) -> Child {
             reaped: false,
         },
     }
+}
+
+/// Runs the test `name` again in a new process of this test binary (`--exact`, one thread),
+/// where no other test's threads exist: nothing forked inherits their resources, and nothing
+/// else reads or changes the environment. Says whether this is that process: the caller then
+/// does the work; otherwise the child's exit (a crash included) has been checked.
+pub fn in_fresh_process(name: &str) -> bool {
+    const MARK: &str = "TMPSHM_TEST_FRESH_PROCESS";
+    if std::env::var_os(MARK).is_some() {
+        return true;
+    }
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", name, "--nocapture", "--test-threads=1"])
+        .env(MARK, "1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("1 passed"),
+        "{name} in a new process: {}\n{stdout}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    false
 }
 
 /// Runs `f` in a forked child and returns its exit code (see [`Child::code`]).
