@@ -46,13 +46,9 @@ impl Names {
     /// The environment variable that chooses the interposers' name rules: `strict` or `glibc`.
     pub const ENV: &'static str = "TMPSHM_NAMES";
 
-    /// The interposers' rules: [`Names::Glibc`] (they stand in for the system's calls) unless
-    /// `TMPSHM_NAMES=strict`. Read without allocating, at every call.
-    pub fn for_interposers() -> Names {
-        Names::from_var(crate::sys::getenv(c"TMPSHM_NAMES"))
-    }
-
-    /// The interposers' rules for the value of `TMPSHM_NAMES`.
+    /// The interposers' rules for the value of `TMPSHM_NAMES` (read at every call with the
+    /// other variables): [`Names::Glibc`] (they stand in for the system's calls) unless
+    /// `strict`.
     fn from_var(value: Option<&CStr>) -> Names {
         match value.map(CStr::to_bytes) {
             Some(b"strict") => Names::Strict,
@@ -153,7 +149,7 @@ pub unsafe fn shm_unlink(name: *const c_char, names: Names) -> c_int {
 }
 
 /// The interposing `shm_open` of the preload library: [`shm_open`] with the interposers' name
-/// rules ([`Names::for_interposers`]), and, on the first failure that a directory which
+/// rules (`TMPSHM_NAMES`: glibc's unless `strict`), and, on the first failure that a directory which
 /// cannot work explains, one line on standard error that says so.
 ///
 /// # Safety
@@ -389,7 +385,7 @@ fn target<'a>(
     names: Names,
 ) -> Result<Target<'a>, Fail> {
     // `s.dir` is the value of TMPSHM_DIR, a C string, or the default: no NUL inside.
-    Target::new_c_dir(s.dir, Layout::Illumos, kind, name, names.rule(), Op::Name)
+    Target::new(s.dir, Layout::Illumos, kind, name, names.rule(), Op::Name)
 }
 
 /// Traces the call (if asked) and, for an interposer, explains a directory that cannot work

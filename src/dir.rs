@@ -7,12 +7,13 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::sys::stat::Mode;
 
 use crate::call::Call;
 use crate::env;
-use crate::error::{At, Error, Fail, Op, Result};
+use crate::error::{At, Error, Fail, Op, Result, Why};
 use crate::inventory::{self, GcReport, Inventory, LockInfo, ObjectInfo};
 use crate::name::{Layout, NameRule, ObjectKind, ObjectName, Target};
 use crate::object::{self, Request};
@@ -199,9 +200,9 @@ impl ShmDir {
     ) -> Result<Target<'a>> {
         let dir = self.dir.as_os_str().as_bytes();
         let t = if self.dir_nul {
-            Target::new(dir, self.layout, kind, name, NameRule::Strict, op)
+            Err(Fail::new(Errno::EINVAL, op, At::Dir).why(Why::DirPath))
         } else {
-            Target::new_c_dir(dir, self.layout, kind, name, NameRule::Strict, op)
+            Target::new(dir, self.layout, kind, name, NameRule::Strict, op)
         };
         t.map_err(|f| self.error(f, None, name))
     }

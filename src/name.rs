@@ -242,25 +242,11 @@ pub(crate) struct Target<'a> {
 }
 
 impl<'a> Target<'a> {
-    /// Checks `dir` (not empty, no NUL) and `name`; `op` is the operation a refusal names.
+    /// Checks `dir` (not empty) and `name`; `op` is the operation a refusal names. The
+    /// directory holds no NUL byte: it is a C string's bytes, the default, or the directory of
+    /// a `ShmDir`, which refuses every call when its directory holds one.
+    #[inline]
     pub(crate) fn new(
-        dir: &'a [u8],
-        layout: Layout,
-        kind: ObjectKind,
-        name: &'a [u8],
-        rule: NameRule,
-        op: Op,
-    ) -> Result<Target<'a>, Fail> {
-        if dir.contains(&0) {
-            return Err(Fail::new(nix::errno::Errno::EINVAL, op, At::Dir).why(Why::DirPath));
-        }
-        Target::new_c_dir(dir, layout, kind, name, rule, op)
-    }
-
-    /// [`Target::new`] for a directory known to hold no NUL byte (the bytes of a C string, the
-    /// default directory, a `ShmDir`'s directory checked when it was made), which skips that
-    /// scan.
-    pub(crate) fn new_c_dir(
         dir: &'a [u8],
         layout: Layout,
         kind: ObjectKind,

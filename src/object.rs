@@ -102,12 +102,11 @@ pub(crate) fn open(call: &Call<'_>, target: &Target<'_>, req: Request) -> Result
                 done => return done,
             }
         }
+        // Built once, and only when the lock-free paths above did not answer.
         if lock_path.is_none() {
-            match target.lock_in(&mut lock_buf)? {
-                Some(path) => lock_path = Some(path),
-                None => break None,
-            }
+            lock_path = target.lock_in(&mut lock_buf)?;
         }
+        // A layout without lock files has no lock to take.
         let Some(path) = lock_path else {
             break None;
         };
@@ -256,8 +255,8 @@ fn open_then<R>(
         call.ftruncate(fd.as_fd(), path, 0)
             .map_err(|e| Fail::new(e, Op::Resize, At::Data))?;
     }
-    let kept = keep(&st);
-    Ok((fd, kept))
+    let taken = keep(&st);
+    Ok((fd, taken))
 }
 
 /// Create the data file; `EEXIST` if anything at all is at the path (links included).

@@ -53,9 +53,9 @@ fn lock() {
     let me = std::process::id();
     loop {
         let now = TABLE.holder.load(Ordering::Relaxed);
-        // Free, or held by the process we were forked from (whose threads did not follow us).
-        let takeable = now == 0 || now != me;
-        if takeable
+        // Free (0, never a pid), or held by the process we were forked from (whose threads
+        // did not follow us); only a thread of this process makes us wait.
+        if now != me
             && TABLE
                 .holder
                 .compare_exchange_weak(now, me, Ordering::Acquire, Ordering::Relaxed)
