@@ -206,27 +206,18 @@ fn a_world_writable_file_linked_as_a_lock_file_never_makes_a_creator_wait() {
 // ---------------------------------------------------------------------------------------------
 // Lock files held in ways /proc/locks cannot tell.
 
-/// A set-user-ID-root copy of `sleep` in its own 0755 directory, or None (with the reason
-/// printed) where the file system ignores set-user-ID bits.
+/// A set-user-ID-root copy of `sleep`, or None (with the reason printed) where there is none
+/// or the file system ignores set-user-ID bits.
 fn setuid_sleep(test: &str) -> Option<(tempfile::TempDir, PathBuf)> {
-    let sleep = ["/bin/sleep", "/usr/bin/sleep"]
+    let Some(sleep) = ["/bin/sleep", "/usr/bin/sleep"]
         .into_iter()
         .map(PathBuf::from)
-        .find(|p| p.exists())?;
-    let d = tempfile::tempdir().unwrap();
-    std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let st = nix::sys::statvfs::statvfs(d.path()).unwrap();
-    if st.flags().contains(nix::sys::statvfs::FsFlags::ST_NOSUID) {
-        skip(
-            test,
-            format_args!("{} is mounted nosuid", d.path().display()),
-        );
+        .find(|p| p.exists())
+    else {
+        skip(test, "no sleep program in /bin or /usr/bin");
         return None;
-    }
-    let copy = d.path().join("sleep");
-    copy_program(&sleep, &copy);
-    std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o4755)).unwrap();
-    Some((d, copy))
+    };
+    setuid_copy(test, &sleep)
 }
 
 #[test]

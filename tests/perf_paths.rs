@@ -52,7 +52,7 @@ fn flock(f: &File, op: libc::c_int) {
 }
 
 #[test]
-fn the_c_entry_points_read_tmpshm_dir_at_every_call_and_no_longer_name() {
+fn the_c_entry_points_read_tmpshm_dir_at_every_call_and_no_variable_that_only_starts_alike() {
     let _env = env_lock();
     let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     // Names that start like ours are other variables.

@@ -24,16 +24,7 @@ fn calls() -> PathBuf {
 /// A command with none of the settings of the environment the tests run in.
 fn clean(prog: impl AsRef<OsStr>) -> Command {
     let mut c = Command::new(prog);
-    for v in [
-        "LD_PRELOAD",
-        "TMPSHM_DIR",
-        "TMPSHM_CROSS_USER",
-        "TMPSHM_NAMES",
-        "TMPSHM_TRACE",
-        "TMPSHM_PRELOAD",
-    ] {
-        c.env_remove(v);
-    }
+    without_tmpshm_env(&mut c);
     c
 }
 

@@ -211,16 +211,7 @@ impl Sandbox {
             "sh",
         ])
         .args(argv);
-        for v in [
-            "LD_PRELOAD",
-            "TMPSHM_DIR",
-            "TMPSHM_CROSS_USER",
-            "TMPSHM_NAMES",
-            "TMPSHM_TRACE",
-        ] {
-            c.env_remove(v);
-        }
-        c.env("TMPSHM_PRELOAD", preload_library());
+        without_tmpshm_env(&mut c).env("TMPSHM_PRELOAD", preload_library());
         c
     }
 

@@ -1,6 +1,6 @@
 //! A set-user-ID program that links tmpshm ignores `TMPSHM_DIR` and `TMPSHM_CROSS_USER`: the
-//! user who starts it controls its environment. The program here is a set-user-ID-root copy
-//! of the `tmpshm` command, started by uid 65534.
+//! user who starts it controls its environment. The programs here are set-user-ID-root copies
+//! of the `tmpshm` command and of a C program linked against libtmpshm, started by uid 65534.
 //!
 //! With the environment ignored the program uses the default directory, `/tmp`, so these tests
 //! create (and remove) objects with unpredictable names there.
@@ -12,34 +12,19 @@ use std::process::{Command, Output};
 
 use tmpshm_testkit::support::*;
 
-/// A set-user-ID-root copy of the `tmpshm` binary in a 0755 directory, or None (reason
-/// printed) where that cannot work.
+/// A set-user-ID-root copy of the `tmpshm` binary, or None (reason printed) where that cannot
+/// work.
 fn setuid_tmpshm(test: &str) -> Option<(tempfile::TempDir, PathBuf)> {
     if skip_unless_root(test) {
         return None;
     }
-    let d = tempfile::tempdir().unwrap();
-    std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let st = nix::sys::statvfs::statvfs(d.path()).unwrap();
-    if st.flags().contains(nix::sys::statvfs::FsFlags::ST_NOSUID) {
-        skip(
-            test,
-            format_args!("{} is mounted nosuid", d.path().display()),
-        );
-        return None;
-    }
-    let copy = d.path().join("tmpshm");
-    copy_program(env!("CARGO_BIN_EXE_tmpshm"), &copy);
-    std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o4755)).unwrap();
-    Some((d, copy))
+    setuid_copy(test, Path::new(env!("CARGO_BIN_EXE_tmpshm")))
 }
 
 /// Runs the set-user-ID program as uid/gid 65534 with `env`.
 fn run_as_nobody(prog: &Path, args: &[&str], env: &[(&str, &Path)]) -> Output {
     let mut c = Command::new(prog);
-    c.args(args)
-        .env_remove("TMPSHM_DIR")
-        .env_remove("TMPSHM_CROSS_USER");
+    without_tmpshm_env(&mut c).args(args);
     for (k, v) in env {
         c.env(k, v);
     }
@@ -116,4 +101,45 @@ fn a_setuid_program_ignores_tmpshm_cross_user() {
         String::from_utf8_lossy(&out.stdout)
     );
     assert!(err.contains("EPERM"), "{err}");
+}
+
+#[test]
+fn a_setuid_c_program_ignores_tmpshm_dir_at_every_call() {
+    // The C library in a set-user-ID program, called twice: whether the process runs with
+    // privileges is asked once and kept, so the second call must ignore TMPSHM_DIR as the
+    // first one did.
+    let test = "a_setuid_c_program_ignores_tmpshm_dir_at_every_call";
+    if skip_unless_root(test) {
+        return;
+    }
+    let build = tempfile::tempdir().unwrap();
+    let link = clib::link_libtmpshm(&build.path().join("rt"));
+    let Some(exe) = clib::compile(test, "setuid_twice", build.path(), &link) else {
+        return;
+    };
+    let Some((_bin, prog)) = setuid_copy(test, &exe) else {
+        return;
+    };
+    let protected = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(protected.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let name = unique("twice");
+    let in_tmp = InTmp(Path::new("/tmp").join(format!(".SHMD{name}")));
+    let out = run_as_nobody(
+        &prog,
+        &[&format!("/{name}")],
+        &[("TMPSHM_DIR", protected.path())],
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "ok\n",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let entries = entries(protected.path());
+    assert!(
+        entries.is_empty(),
+        "the set-user-ID program created {entries:?} where the invoker pointed it"
+    );
+    // Both calls went to the default directory, as root's.
+    assert_eq!(std::fs::metadata(&in_tmp.0).unwrap().uid(), 0);
 }

@@ -666,6 +666,43 @@ pub fn tmpshm_files(dir: &Path) -> Vec<String> {
         .collect()
 }
 
+/// A set-user-ID-root copy of `program` (same file name) in a 0755 directory of its own, or
+/// `None` (the reason printed) where the file system would ignore the bit. The caller runs it
+/// as another user ([`become_nobody`]) to stand for an invoker without privileges.
+pub fn setuid_copy(test: &str, program: &Path) -> Option<(tempfile::TempDir, std::path::PathBuf)> {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let st = nix::sys::statvfs::statvfs(d.path()).unwrap();
+    if st.flags().contains(nix::sys::statvfs::FsFlags::ST_NOSUID) {
+        skip(
+            test,
+            format_args!("{} is mounted nosuid", d.path().display()),
+        );
+        return None;
+    }
+    let copy = d.path().join(program.file_name().expect("a program file"));
+    copy_program(program, &copy);
+    std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o4755)).unwrap();
+    Some((d, copy))
+}
+
+/// `cmd` without the variables that steer tmpshm or the loader (`LD_PRELOAD`, `TMPSHM_DIR`,
+/// `TMPSHM_CROSS_USER`, `TMPSHM_NAMES`, `TMPSHM_TRACE`, `TMPSHM_PRELOAD`), whatever the
+/// environment the tests run in sets.
+pub fn without_tmpshm_env(cmd: &mut std::process::Command) -> &mut std::process::Command {
+    for v in [
+        "LD_PRELOAD",
+        "TMPSHM_DIR",
+        "TMPSHM_CROSS_USER",
+        "TMPSHM_NAMES",
+        "TMPSHM_TRACE",
+        "TMPSHM_PRELOAD",
+    ] {
+        cmd.env_remove(v);
+    }
+    cmd
+}
+
 /// Copies a program (or library) to `to`, in a `cp` process of its own: the file being written
 /// is then never open in this multi-threaded test process, where a fork by another test would
 /// pass its write end to a child, and running the copy would fail with `ETXTBSY` for as long
