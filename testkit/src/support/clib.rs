@@ -117,8 +117,13 @@ pub fn link_libtmpshm(rt: &Path) -> Vec<String> {
 /// arguments after the source (libraries), and returns the executable; `None` (after saying
 /// why) when there is no C compiler.
 pub fn compile(test: &str, name: &str, out: &Path, extra: &[String]) -> Option<PathBuf> {
-    let src = programs_dir().join(format!("{name}.c"));
-    let exe = out.join(name);
+    compile_source(test, &programs_dir().join(format!("{name}.c")), out, extra)
+}
+
+/// [`compile`] for the C source `src` anywhere (with `tmpshm.h` on the include path); the
+/// executable is `out/<src's stem>`.
+pub fn compile_source(test: &str, src: &Path, out: &Path, extra: &[String]) -> Option<PathBuf> {
+    let exe = out.join(src.file_stem().expect("a source file"));
     let cc = std::env::var("CC").unwrap_or_else(|_| "cc".to_string());
     let o = Command::new(&cc)
         .args(["-std=c11", "-D_GNU_SOURCE", "-Wall", "-Wextra", "-Werror"])
@@ -127,7 +132,7 @@ pub fn compile(test: &str, name: &str, out: &Path, extra: &[String]) -> Option<P
         .arg(workspace_root().join("compat/include"))
         .arg("-o")
         .arg(&exe)
-        .arg(&src)
+        .arg(src)
         .args(extra)
         .output();
     let o = match o {

@@ -9,38 +9,14 @@ use std::process::{Command, Output};
 pub use tmpshm_testkit::support::clib::{library, link_libtmpshm, Lib};
 pub use tmpshm_testkit::support::workspace_root as workspace;
 
-/// Compiles `compat/suite/tests/c/<name>.c` with the system C compiler into `out`, with
-/// `extra` arguments after the source (libraries), and returns the executable.
+/// Compiles `compat/suite/tests/c/<name>.c` with the test kit's compiler into `out`, with
+/// `extra` arguments after the source (libraries), and returns the executable; a C compiler is
+/// required.
 pub fn compile(name: &str, out: &Path, extra: &[&str]) -> PathBuf {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/c/{name}.c"));
-    let exe = out.join(name);
-    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".to_string());
-    let o = Command::new(&cc)
-        .args([
-            "-std=c11",
-            "-D_GNU_SOURCE",
-            "-Wall",
-            "-Wextra",
-            "-Werror",
-            "-O1",
-        ])
-        .arg("-I")
-        .arg(workspace().join("compat/include"))
-        .arg("-o")
-        .arg(&exe)
-        .arg(&src)
-        .args(extra)
-        .output()
-        .unwrap_or_else(|e| {
-            panic!("run {cc}: {e} (install a C compiler, e.g. apt-get install gcc)")
-        });
-    assert!(
-        o.status.success(),
-        "{cc} {}: {}",
-        src.display(),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    exe
+    let extra: Vec<String> = extra.iter().map(|a| a.to_string()).collect();
+    tmpshm_testkit::support::clib::compile_source(name, &src, out, &extra)
+        .expect("a C compiler (apt-get install gcc)")
 }
 
 /// Runs `cmd`, returning stdout; panics with both streams unless it exits 0.
