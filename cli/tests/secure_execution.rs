@@ -47,35 +47,49 @@ impl Drop for InTmp {
     }
 }
 
+/// Runs `prog` as uid 65534 with `args(name)` and TMPSHM_DIR pointing at a directory only root
+/// may write to, standing for /etc (the invoking user wants root's files created there), for
+/// an object `name` it creates; checks that nothing was made there, then `check`s the output,
+/// then that the object went to the default directory instead, as root's.
+fn pointed_at_a_protected_dir(
+    prog: &Path,
+    tag: &str,
+    args: impl FnOnce(&str) -> Vec<&str>,
+    check: impl FnOnce(&Output),
+) {
+    let protected = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(protected.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let name = unique(tag);
+    let in_tmp = InTmp(Path::new("/tmp").join(format!(".SHMD{name}")));
+    let object = format!("/{name}");
+    let out = run_as_nobody(prog, &args(&object), &[("TMPSHM_DIR", protected.path())]);
+    let entries = entries(protected.path());
+    assert!(
+        entries.is_empty(),
+        "the set-user-ID program created {entries:?} where the invoker pointed it"
+    );
+    check(&out);
+    assert_eq!(std::fs::metadata(&in_tmp.0).unwrap().uid(), 0);
+}
+
 #[test]
 fn a_setuid_program_ignores_tmpshm_dir() {
     let test = "a_setuid_program_ignores_tmpshm_dir";
     let Some((_bin, prog)) = setuid_tmpshm(test) else {
         return;
     };
-    // A directory only root may write to, standing for /etc: the invoking user wants root's
-    // files created there.
-    let protected = tempfile::tempdir().unwrap();
-    std::fs::set_permissions(protected.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let name = unique("dir");
-    let in_tmp = InTmp(Path::new("/tmp").join(format!(".SHMD{name}")));
-    let out = run_as_nobody(
+    pointed_at_a_protected_dir(
         &prog,
-        &["create", &format!("/{name}"), "--size", "1"],
-        &[("TMPSHM_DIR", protected.path())],
+        "dir",
+        |name| vec!["create", name, "--size", "1"],
+        |out| {
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        },
     );
-    let entries = entries(protected.path());
-    assert!(
-        entries.is_empty(),
-        "the set-user-ID program created {entries:?} where the invoker pointed it"
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    // It went to the default directory instead, as root's.
-    assert_eq!(std::fs::metadata(&in_tmp.0).unwrap().uid(), 0);
 }
 
 #[test]
@@ -120,26 +134,17 @@ fn a_setuid_c_program_ignores_tmpshm_dir_at_every_call() {
     let Some((_bin, prog)) = setuid_copy(test, &exe) else {
         return;
     };
-    let protected = tempfile::tempdir().unwrap();
-    std::fs::set_permissions(protected.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let name = unique("twice");
-    let in_tmp = InTmp(Path::new("/tmp").join(format!(".SHMD{name}")));
-    let out = run_as_nobody(
+    pointed_at_a_protected_dir(
         &prog,
-        &[&format!("/{name}")],
-        &[("TMPSHM_DIR", protected.path())],
+        "twice",
+        |name| vec![name],
+        |out| {
+            assert_eq!(
+                String::from_utf8_lossy(&out.stdout),
+                "ok\n",
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        },
     );
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout),
-        "ok\n",
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let entries = entries(protected.path());
-    assert!(
-        entries.is_empty(),
-        "the set-user-ID program created {entries:?} where the invoker pointed it"
-    );
-    // Both calls went to the default directory, as root's.
-    assert_eq!(std::fs::metadata(&in_tmp.0).unwrap().uid(), 0);
 }
